@@ -1,0 +1,296 @@
+//! The audit log: sealed records in a MAC chain, appended in the same transaction as what they
+//! record, and read back with filters or walked by `verify`.
+//!
+//! The append path ([`append`]) takes a slice of entries, so a group commit (many readers'
+//! records in one durable transaction) uses the same code and the same format as a single
+//! append.
+
+use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::SubKeys;
+use crate::error::{Error, Result};
+use crate::format::{AuditLayout, TableId};
+use crate::store::records::{open_with, seal_with, ts};
+use crate::store::{AUDIT, META, Store};
+use crate::types::{Action, Actor, AuditQuery, AuditRecord, Channel, Outcome, Scope, VerifyReport};
+
+/// One record to append.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// When.
+    pub time: jiff::Timestamp,
+    /// Who.
+    pub principal: String,
+    /// uid.
+    pub uid: u32,
+    /// gid.
+    pub gid: u32,
+    /// pid.
+    pub pid: u32,
+    /// Executable.
+    pub exe: Option<String>,
+    /// What.
+    pub action: Action,
+    /// Secret scope.
+    pub scope: Option<String>,
+    /// Secret (or other object) name.
+    pub name: Option<String>,
+    /// Version.
+    pub version: Option<u64>,
+    /// Outcome.
+    pub outcome: Outcome,
+    /// Channel.
+    pub channel: Channel,
+}
+
+impl Entry {
+    /// An entry for `actor` doing `action`, now.
+    pub fn new(actor: &Actor, action: Action, outcome: Outcome) -> Self {
+        Self {
+            time: crate::sys::now(),
+            principal: actor.principal.clone(),
+            uid: actor.uid,
+            gid: actor.gid,
+            pid: actor.pid,
+            exe: actor.exe.clone(),
+            action,
+            scope: None,
+            name: None,
+            version: None,
+            outcome,
+            channel: actor.channel,
+        }
+    }
+
+    /// Names the object (not a secret).
+    #[must_use]
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Names a secret and version.
+    #[must_use]
+    pub fn secret(mut self, scope: &Scope, name: &str, version: Option<u64>) -> Self {
+        self.scope = Some(scope.to_string());
+        self.name = Some(name.to_owned());
+        self.version = version;
+        self
+    }
+}
+
+/// The sealed payload of an audit record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct EntryRec {
+    time: i64,
+    principal: String,
+    uid: u32,
+    gid: u32,
+    pid: u32,
+    exe: Option<String>,
+    action: Action,
+    scope: Option<String>,
+    name: Option<String>,
+    version: Option<u64>,
+    outcome: Outcome,
+    channel: Channel,
+}
+
+impl From<&Entry> for EntryRec {
+    fn from(e: &Entry) -> Self {
+        Self {
+            time: e.time.as_microsecond(),
+            principal: e.principal.clone(),
+            uid: e.uid,
+            gid: e.gid,
+            pid: e.pid,
+            exe: e.exe.clone(),
+            action: e.action,
+            scope: e.scope.clone(),
+            name: e.name.clone(),
+            version: e.version,
+            outcome: e.outcome,
+            channel: e.channel,
+        }
+    }
+}
+
+impl EntryRec {
+    fn into_record(self, seq: u64) -> AuditRecord {
+        AuditRecord {
+            seq,
+            time: ts(self.time),
+            principal: self.principal,
+            uid: self.uid,
+            gid: self.gid,
+            pid: self.pid,
+            exe: self.exe,
+            action: self.action,
+            scope: self.scope,
+            name: self.name,
+            version: self.version,
+            outcome: self.outcome,
+            channel: self.channel,
+        }
+    }
+}
+
+const HEAD: &str = "audit_head";
+
+fn read_head(keys: &SubKeys, store_id: &[u8; 16], bytes: Option<&[u8]>) -> Result<(u64, [u8; 32])> {
+    match bytes {
+        None => Ok((0, AuditLayout::genesis(&keys.audit, store_id))),
+        Some(b) => open_with(keys, store_id, TableId::Meta, HEAD.as_bytes(), b),
+    }
+}
+
+pub(crate) fn write_head_with(
+    keys: &SubKeys,
+    store_id: &[u8; 16],
+    txn: &WriteTransaction,
+    seq: u64,
+    mac: &[u8; 32],
+) -> Result<()> {
+    let sealed = seal_with(keys, store_id, TableId::Meta, HEAD.as_bytes(), &(seq, *mac))?;
+    txn.open_table(META)?.insert(HEAD, sealed.as_slice())?;
+    Ok(())
+}
+
+/// Appends `entries` to the chain inside `txn`. Durable when the caller commits; a value must
+/// not leave the store before that commit returns.
+///
+/// # Errors
+/// `Integrity` when the chain head does not open; storage errors.
+pub fn append(store: &Store, txn: &WriteTransaction, entries: &[Entry]) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let id = &store.header.store_id;
+    let (mut seq, mut prev) = {
+        let meta = txn.open_table(META)?;
+        let head = meta.get(HEAD)?;
+        read_head(&store.keys, id, head.as_ref().map(redb::AccessGuard::value))?
+    };
+    let mut table = txn.open_table(AUDIT)?;
+    let mut buf = Vec::new();
+    for e in entries {
+        seq += 1;
+        let env = seal_with(
+            &store.keys,
+            id,
+            TableId::Audit,
+            &seq.to_be_bytes(),
+            &EntryRec::from(e),
+        )?;
+        let mac = AuditLayout::mac(&store.keys.audit, &prev, seq, &env);
+        buf.clear();
+        buf.extend_from_slice(&mac);
+        buf.extend_from_slice(&env);
+        table.insert(seq, buf.as_slice())?;
+        prev = mac;
+    }
+    drop(table);
+    write_head_with(&store.keys, id, txn, seq, &prev)
+}
+
+impl Store {
+    /// Checks that the audit head opens (run at unlock, so a damaged head is found early).
+    pub(crate) fn check_audit_head(&self) -> Result<()> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let head = meta.get(HEAD)?;
+        read_head(
+            &self.keys,
+            &self.header.store_id,
+            head.as_ref().map(redb::AccessGuard::value),
+        )
+        .map(|_| ())
+    }
+
+    /// Audit records matching `q`, oldest first; with `limit`, the newest `limit` of them.
+    ///
+    /// # Errors
+    /// `PermissionDenied` for non-owners; `Integrity` for a record that does not open.
+    pub fn audit(&self, actor: &Actor, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
+        self.authorize_admin(actor, Action::List, "audit")?;
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(AUDIT)?;
+        let mut out = std::collections::VecDeque::new();
+        let start = q.after_seq.map_or(0, |s| s.saturating_add(1));
+        for row in table.range(start..)? {
+            let (k, v) = row?;
+            let seq = k.value();
+            let (_, env) = AuditLayout::split(v.value())
+                .ok_or_else(|| Error::integrity("audit", format!("seq {seq}")))?;
+            let rec: EntryRec = self.open_row(TableId::Audit, &seq.to_be_bytes(), env)?;
+            let r = rec.into_record(seq);
+            let keep = q.secret.as_ref().is_none_or(|s| r.name.as_ref() == Some(s))
+                && q.principal.as_ref().is_none_or(|p| &r.principal == p)
+                && q.action.is_none_or(|a| r.action == a)
+                && q.outcome.is_none_or(|o| r.outcome == o)
+                && q.since.is_none_or(|t| r.time >= t)
+                && q.until.is_none_or(|t| r.time < t);
+            if keep {
+                out.push_back(r);
+                if q.limit.is_some_and(|l| out.len() > l) {
+                    out.pop_front();
+                }
+            }
+        }
+        Ok(out.into())
+    }
+
+    /// Walks the chain: every seq from 1 present, every MAC right, every record opening, and
+    /// the head naming the last record. Names the first broken seq.
+    ///
+    /// # Errors
+    /// Storage errors only; breaks are reported in the result.
+    pub fn audit_verify(&self) -> Result<VerifyReport> {
+        let id = &self.header.store_id;
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(AUDIT)?;
+        let mut prev = AuditLayout::genesis(&self.keys.audit, id);
+        let mut expected = 1u64;
+        let mut records = 0u64;
+        let broken = |seq: u64, records: u64| {
+            Ok(VerifyReport {
+                ok: false,
+                records,
+                first_broken_seq: Some(seq),
+            })
+        };
+        for row in table.iter()? {
+            let (k, v) = row?;
+            let seq = k.value();
+            if seq != expected {
+                return broken(expected, records);
+            }
+            let Some((mac, env)) = AuditLayout::split(v.value()) else {
+                return broken(seq, records);
+            };
+            if AuditLayout::mac(&self.keys.audit, &prev, seq, env) != mac {
+                return broken(seq, records);
+            }
+            if self
+                .open_row::<EntryRec>(TableId::Audit, &seq.to_be_bytes(), env)
+                .is_err()
+            {
+                return broken(seq, records);
+            }
+            prev = mac;
+            records += 1;
+            expected += 1;
+        }
+        let meta = txn.open_table(META)?;
+        let head = meta.get(HEAD)?;
+        match read_head(&self.keys, id, head.as_ref().map(redb::AccessGuard::value)) {
+            Ok((seq, mac)) if seq == records && mac == prev => Ok(VerifyReport {
+                ok: true,
+                records,
+                first_broken_seq: None,
+            }),
+            _ => broken(records + 1, records),
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! The one public error type.
+//!
+//! Every variant maps one to one to an API error code (SPEC §6) and to a CLI exit code
+//! (SPEC §7). Messages are lowercase, say what was expected and what was found, and never
+//! contain a secret value.
+
+use std::fmt;
+
+/// A convenient alias for results whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in tresor.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The named secret, version, principal or keyslot does not exist (`not_found`, 404).
+    #[error("{what} not found: {name}")]
+    NotFound {
+        /// What kind of thing was looked for (`secret`, `version`, `principal`, ...).
+        what: &'static str,
+        /// Its name, with scope where that matters (never a value).
+        name: String,
+    },
+    /// The caller may not do this (`permission_denied`, 403).
+    #[error("permission denied: {reason}")]
+    PermissionDenied {
+        /// Why the policy denied it.
+        reason: String,
+    },
+    /// The caller could not be identified, or its credentials are wrong (`unauthenticated`, 401).
+    #[error("unauthenticated: {reason}")]
+    Unauthenticated {
+        /// What was wrong with the credentials.
+        reason: String,
+    },
+    /// A passphrase, key file or recovery key did not open any keyslot (`unauthenticated`, 401;
+    /// CLI exit 5).
+    #[error("wrong passphrase")]
+    WrongPassphrase,
+    /// The store is locked (`locked`, 423).
+    #[error("the store is locked")]
+    Locked,
+    /// Input that does not parse or is out of range (`invalid_argument`, 400).
+    #[error("invalid {field}: {reason}")]
+    InvalidArgument {
+        /// The field, option or line that was wrong.
+        field: String,
+        /// What was expected and what was found.
+        reason: String,
+    },
+    /// The operation conflicts with the store's state (`conflict`, 409), such as deleting a secret
+    /// that grants still name.
+    #[error("conflict: {reason}")]
+    Conflict {
+        /// What conflicts.
+        reason: String,
+        /// The references that block the operation (grants, teams, ...).
+        references: Vec<String>,
+    },
+    /// A name resolves to more than one scope (`ambiguous`, 409).
+    #[error("ambiguous name {name}: found in {}", scopes.join(" and "))]
+    Ambiguous {
+        /// The name looked up.
+        name: String,
+        /// The scopes holding it.
+        scopes: Vec<String>,
+    },
+    /// A request body over the limit (`payload_too_large`, 413).
+    #[error("payload too large: {size} bytes, the limit is {limit}")]
+    PayloadTooLarge {
+        /// The size seen (or a lower bound).
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// Too many requests or unlock attempts (`too_many_requests`, 429).
+    #[error("too many requests: retry in {retry_after_ms} ms")]
+    TooManyRequests {
+        /// How long to wait before trying again.
+        retry_after_ms: u64,
+    },
+    /// Data failed authentication or is structurally broken (`integrity`, 500; CLI exit 6).
+    /// Says where, never what the bytes were.
+    #[error("integrity: {table} record {record} failed authentication or is malformed")]
+    Integrity {
+        /// The table (or file part) that holds the bad record.
+        table: String,
+        /// The record's key, printable (a seq, a name hash prefix, a slot id).
+        record: String,
+    },
+    /// The file was written by a newer (or unknown) format version (`internal`, 500).
+    #[error("unsupported store format version {found}; this build reads version {supported}")]
+    UnsupportedVersion {
+        /// The version in the file.
+        found: u16,
+        /// The version this build reads and writes.
+        supported: u16,
+    },
+    /// An I/O, database or other internal failure (`internal`, 500).
+    #[error("internal: {message}")]
+    Internal {
+        /// What failed.
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+/// The stable API error codes of SPEC §6.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// 404
+    NotFound,
+    /// 403
+    PermissionDenied,
+    /// 401
+    Unauthenticated,
+    /// 423
+    Locked,
+    /// 400
+    InvalidArgument,
+    /// 409
+    Conflict,
+    /// 409
+    Ambiguous,
+    /// 413
+    PayloadTooLarge,
+    /// 429
+    TooManyRequests,
+    /// 500
+    Integrity,
+    /// 500
+    Internal,
+}
+
+impl ErrorCode {
+    /// The snake_case code sent in error bodies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::PermissionDenied => "permission_denied",
+            Self::Unauthenticated => "unauthenticated",
+            Self::Locked => "locked",
+            Self::InvalidArgument => "invalid_argument",
+            Self::Conflict => "conflict",
+            Self::Ambiguous => "ambiguous",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::TooManyRequests => "too_many_requests",
+            Self::Integrity => "integrity",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// Parses a snake_case code; unknown codes are `None`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "not_found" => Self::NotFound,
+            "permission_denied" => Self::PermissionDenied,
+            "unauthenticated" => Self::Unauthenticated,
+            "locked" => Self::Locked,
+            "invalid_argument" => Self::InvalidArgument,
+            "conflict" => Self::Conflict,
+            "ambiguous" => Self::Ambiguous,
+            "payload_too_large" => Self::PayloadTooLarge,
+            "too_many_requests" => Self::TooManyRequests,
+            "integrity" => Self::Integrity,
+            "internal" => Self::Internal,
+            _ => return None,
+        })
+    }
+
+    /// The HTTP status of this code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::NotFound => 404,
+            Self::PermissionDenied => 403,
+            Self::Unauthenticated => 401,
+            Self::Locked => 423,
+            Self::InvalidArgument => 400,
+            Self::Conflict | Self::Ambiguous => 409,
+            Self::PayloadTooLarge => 413,
+            Self::TooManyRequests => 429,
+            Self::Integrity | Self::Internal => 500,
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Error {
+    /// The API error code of this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::NotFound { .. } => ErrorCode::NotFound,
+            Self::PermissionDenied { .. } => ErrorCode::PermissionDenied,
+            Self::Unauthenticated { .. } | Self::WrongPassphrase => ErrorCode::Unauthenticated,
+            Self::Locked => ErrorCode::Locked,
+            Self::InvalidArgument { .. } => ErrorCode::InvalidArgument,
+            Self::Conflict { .. } => ErrorCode::Conflict,
+            Self::Ambiguous { .. } => ErrorCode::Ambiguous,
+            Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Self::TooManyRequests { .. } => ErrorCode::TooManyRequests,
+            Self::Integrity { .. } => ErrorCode::Integrity,
+            Self::UnsupportedVersion { .. } | Self::Internal { .. } => ErrorCode::Internal,
+        }
+    }
+
+    /// The CLI exit code (SPEC §7): 1 error, 3 not found, 4 permission denied, 5 locked or wrong
+    /// passphrase, 6 integrity, 7 conflict. (2, usage, is the argument parser's.)
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::NotFound { .. } => 3,
+            Self::PermissionDenied { .. } | Self::Unauthenticated { .. } => 4,
+            Self::Locked | Self::WrongPassphrase => 5,
+            Self::Integrity { .. } => 6,
+            Self::Conflict { .. } | Self::Ambiguous { .. } => 7,
+            Self::InvalidArgument { .. } => 2,
+            _ => 1,
+        }
+    }
+
+    /// A hint for people: what to do next. The CLI prints it on a second line.
+    pub fn hint(&self) -> Option<&'static str> {
+        Some(match self {
+            Self::WrongPassphrase => "try again, or unlock with --keyfile or a recovery key",
+            Self::Locked => "unlock it with `tresor unlock`",
+            Self::Integrity { .. } => {
+                "the file was changed outside tresor or is damaged; restore it from a backup"
+            }
+            Self::UnsupportedVersion { .. } => "upgrade tresor to open this store",
+            Self::Conflict { references, .. } if !references.is_empty() => {
+                "remove the references first, or pass --force"
+            }
+            Self::Ambiguous { .. } => "name the scope with --scope",
+            Self::NotFound { what: "store", .. } => "create one with `tresor init`",
+            _ => return None,
+        })
+    }
+
+    /// Builds an `InvalidArgument`.
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::InvalidArgument {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Builds an `Integrity` error for a table and record.
+    pub fn integrity(table: impl Into<String>, record: impl Into<String>) -> Self {
+        Self::Integrity {
+            table: table.into(),
+            record: record.into(),
+        }
+    }
+
+    /// Builds an `Internal` error with a source.
+    pub fn internal(
+        message: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Internal {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// Builds a `NotFound`.
+    pub fn not_found(what: &'static str, name: impl Into<String>) -> Self {
+        Self::NotFound {
+            what,
+            name: name.into(),
+        }
+    }
+
+    /// Builds a `PermissionDenied`.
+    pub fn denied(reason: impl Into<String>) -> Self {
+        Self::PermissionDenied {
+            reason: reason.into(),
+        }
+    }
+
+    /// Rebuilds an error from an API error body: the code picks the variant, the message is
+    /// kept as the reason. Used by the socket client so that both ends report the same variant.
+    pub fn from_code(code: ErrorCode, message: &str) -> Self {
+        let m = message.to_owned();
+        match code {
+            ErrorCode::NotFound => Self::NotFound {
+                what: "resource",
+                name: m,
+            },
+            ErrorCode::PermissionDenied => Self::PermissionDenied { reason: m },
+            ErrorCode::Unauthenticated if message == "wrong passphrase" => Self::WrongPassphrase,
+            ErrorCode::Unauthenticated => Self::Unauthenticated { reason: m },
+            ErrorCode::Locked => Self::Locked,
+            ErrorCode::InvalidArgument => Self::InvalidArgument {
+                field: "request".into(),
+                reason: m,
+            },
+            ErrorCode::Conflict => Self::Conflict {
+                reason: m,
+                references: Vec::new(),
+            },
+            ErrorCode::Ambiguous => Self::Ambiguous {
+                name: m,
+                scopes: Vec::new(),
+            },
+            ErrorCode::PayloadTooLarge => Self::PayloadTooLarge { size: 0, limit: 0 },
+            ErrorCode::TooManyRequests => Self::TooManyRequests { retry_after_ms: 0 },
+            ErrorCode::Integrity => Self::Integrity {
+                table: m,
+                record: String::new(),
+            },
+            ErrorCode::Internal => Self::Internal {
+                message: m,
+                source: None,
+            },
+        }
+    }
+}
+
+macro_rules! internal_from {
+    ($($ty:ty => $what:literal),* $(,)?) => {$(
+        impl From<$ty> for Error {
+            fn from(e: $ty) -> Self {
+                Self::internal($what, e)
+            }
+        }
+    )*};
+}
+
+internal_from! {
+    std::io::Error => "i/o error",
+    redb::TransactionError => "database transaction failed",
+    redb::CommitError => "database commit failed",
+    redb::TableError => "database table error",
+    redb::StorageError => "database storage error",
+}
+
+impl From<redb::DatabaseError> for Error {
+    fn from(e: redb::DatabaseError) -> Self {
+        match e {
+            // redb reports detected corruption through these; to the user this is integrity.
+            redb::DatabaseError::Storage(redb::StorageError::Corrupted(_)) => {
+                Self::integrity("file", "database structure")
+            }
+            other => Self::internal("cannot open the database", other),
+        }
+    }
+}

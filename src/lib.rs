@@ -1,0 +1,54 @@
+//! tresor: an offline secret store for the hosts where agents run.
+//!
+//! One encrypted redb file holds secrets, principals, grants and a sealed, MAC-chained audit
+//! log. A random data key seals every record with XChaCha20-Poly1305; keyslots (Argon2id
+//! passphrase, key file, recovery key) wrap the data key.
+//!
+//! # Architecture
+//!
+//! ```text
+//!  core (no clap, no tokio, no HTTP)          front ends (default features)
+//!  ─────────────────────────────────          ─────────────────────────────
+//!  error    one Error, one variant per code   protocol  JSON bodies of API v1
+//!  types    names, scopes, metadata, values   client    Client over the Unix socket
+//!  crypto   keys, seal/open, Argon2id         daemon    tresord: listener, routes, group commit
+//!  format   byte layouts, payload versions    cli       tresor: clap commands, output
+//!  store    Store / LockedStore, tables
+//!  audit    records, MAC chain, queries
+//!  policy   (principal, op, secret) -> Allow | Deny
+//! ```
+//!
+//! # Example
+//!
+//! ```
+//! use tresor::{Actor, KdfChoice, Passphrase, SetRequest, Store, UnlockSecret};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("store.tresor");
+//! let owner = Actor::direct_owner();
+//! let pass = Passphrase::from("correct horse battery staple");
+//! let store = Store::create(&path, &pass, &KdfChoice::Insecure, &owner)?;
+//! store.set(&owner, "github-pat", SetRequest { value: Some("ghp_example".into()), ..Default::default() })?;
+//! drop(store);
+//!
+//! let store = Store::open(&path)?.unlock(&UnlockSecret::Passphrase(pass), &owner)?;
+//! let v = store.get_value(&owner, "github-pat", None, None)?;
+//! assert_eq!(v.value.expose(), b"ghp_example");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod audit;
+pub mod crypto;
+pub mod error;
+pub mod format;
+pub mod policy;
+pub mod store;
+pub mod sys;
+pub mod types;
+
+pub use error::{Error, ErrorCode, Result};
+pub use store::{
+    CreateOptions, Grant, KdfChoice, KeyslotInfo, LockedStore, NewKeyslot, Passphrase, Principal,
+    PrincipalKind, PrincipalSpec, Store, UnlockSecret,
+};
+pub use types::*;

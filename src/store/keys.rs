@@ -1,0 +1,268 @@
+//! Unlock secrets: passphrases, key files, recovery keys, and the KDF choice.
+
+use std::fmt;
+
+use base64::Engine;
+use zeroize::Zeroizing;
+
+use crate::crypto::kdf::{self, KdfParams};
+use crate::crypto::{KEY_LEN, Key};
+use crate::error::{Error, Result};
+use crate::format::KeyslotKind;
+use crate::types::SecretBytes;
+
+/// A passphrase, wiped on drop and never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Passphrase(SecretBytes);
+
+impl Passphrase {
+    /// Wraps passphrase bytes.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(SecretBytes::new(bytes))
+    }
+    /// The bytes.
+    pub fn expose(&self) -> &[u8] {
+        self.0.expose()
+    }
+    /// Reads a passphrase from file contents: one trailing newline (`\n` or `\r\n`) is dropped,
+    /// as `echo pw > file` writes one.
+    pub fn from_file_contents(mut bytes: Vec<u8>) -> Self {
+        if bytes.ends_with(b"\n") {
+            bytes.pop();
+            if bytes.ends_with(b"\r") {
+                bytes.pop();
+            }
+        }
+        Self::new(bytes)
+    }
+}
+
+impl From<&str> for Passphrase {
+    fn from(s: &str) -> Self {
+        Self::new(s.as_bytes().to_vec())
+    }
+}
+
+impl fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Passphrase([redacted])")
+    }
+}
+
+/// What unlocks a store.
+#[derive(Debug, Clone)]
+pub enum UnlockSecret {
+    /// A passphrase (Argon2id slots).
+    Passphrase(Passphrase),
+    /// The contents of a key file (32 or more bytes).
+    Keyfile(SecretBytes),
+    /// A recovery key as printed by `keyslot add --recovery` (spaces and dashes ignored).
+    Recovery(SecretBytes),
+}
+
+impl UnlockSecret {
+    /// The keyslot kind this secret opens.
+    pub fn kind(&self) -> KeyslotKind {
+        match self {
+            Self::Passphrase(_) => KeyslotKind::Passphrase,
+            Self::Keyfile(_) => KeyslotKind::Keyfile,
+            Self::Recovery(_) => KeyslotKind::Recovery,
+        }
+    }
+
+    /// The key-encryption key for a slot with this salt and these parameters.
+    pub(crate) fn kek(&self, salt: &[u8; 16], params: Option<&KdfParams>) -> Result<Key> {
+        match (self, params) {
+            (Self::Passphrase(p), Some(params)) => kdf::derive(p.expose(), salt, params),
+            (Self::Keyfile(bytes), None) => {
+                if bytes.len() < KEY_LEN {
+                    return Err(Error::invalid(
+                        "keyfile",
+                        format!(
+                            "{} bytes; a key file holds at least {KEY_LEN} random bytes",
+                            bytes.len()
+                        ),
+                    ));
+                }
+                Ok(stretch(
+                    "tresor 2026-11 keyfile kek v1",
+                    bytes.expose(),
+                    salt,
+                ))
+            }
+            (Self::Recovery(text), None) => {
+                let raw = decode_recovery(text)?;
+                Ok(stretch("tresor 2026-11 recovery kek v1", &raw, salt))
+            }
+            _ => Err(Error::integrity(
+                "keyslots",
+                "kdf does not match the slot kind",
+            )),
+        }
+    }
+}
+
+fn stretch(label: &str, material: &[u8], salt: &[u8; 16]) -> Key {
+    let mut input = Zeroizing::new(Vec::with_capacity(material.len() + 16));
+    input.extend_from_slice(salt);
+    input.extend_from_slice(material);
+    Key::from_bytes(blake3::derive_key(label, &input))
+}
+
+/// Formats 32 random bytes as a recovery key: base32 (RFC 4648, no padding) in groups of 4.
+pub(crate) fn encode_recovery(raw: &[u8; 32]) -> SecretBytes {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut bits = 0u32;
+    let mut nbits = 0;
+    let mut chars = Zeroizing::new(Vec::with_capacity(60));
+    for &b in raw {
+        bits = (bits << 8) | u32::from(b);
+        nbits += 8;
+        while nbits >= 5 {
+            nbits -= 5;
+            chars.push(ALPHABET[((bits >> nbits) & 31) as usize]);
+        }
+    }
+    if nbits > 0 {
+        chars.push(ALPHABET[((bits << (5 - nbits)) & 31) as usize]);
+    }
+    let mut out = Vec::with_capacity(chars.len() + chars.len() / 4);
+    for (i, c) in chars.iter().enumerate() {
+        if i > 0 && i % 4 == 0 {
+            out.push(b'-');
+        }
+        out.push(*c);
+    }
+    SecretBytes::new(out)
+}
+
+fn decode_recovery(text: &SecretBytes) -> Result<Zeroizing<Vec<u8>>> {
+    let mut bits = 0u32;
+    let mut nbits = 0;
+    let mut out = Zeroizing::new(Vec::with_capacity(32));
+    for &c in text.expose() {
+        let v = match c.to_ascii_uppercase() {
+            c @ b'A'..=b'Z' => c - b'A',
+            c @ b'2'..=b'7' => c - b'2' + 26,
+            b'-' | b' ' | b'\n' | b'\r' | b'\t' => continue,
+            _ => {
+                return Err(Error::invalid(
+                    "recovery key",
+                    "expected letters A-Z and digits 2-7 in groups",
+                ));
+            }
+        };
+        bits = (bits << 5) | u32::from(v);
+        nbits += 5;
+        if nbits >= 8 {
+            nbits -= 8;
+            out.push((bits >> nbits) as u8);
+        }
+    }
+    if out.len() != 32 {
+        return Err(Error::invalid(
+            "recovery key",
+            format!("{} bytes decoded, expected 32", out.len()),
+        ));
+    }
+    Ok(out)
+}
+
+/// How to pick Argon2id parameters for a new passphrase slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KdfChoice {
+    /// About 1 s on this host, never below the floor (the default).
+    Calibrate,
+    /// Exactly these (range-checked against the floor).
+    Params(KdfParams),
+    /// Instant parameters for tests (`--insecure-kdf`); recorded in the header, warned about on
+    /// every open.
+    Insecure,
+}
+
+impl KdfChoice {
+    pub(crate) fn resolve(&self) -> Result<KdfParams> {
+        match self {
+            Self::Calibrate => kdf::calibrate(std::time::Duration::from_secs(1)),
+            Self::Params(p) => {
+                p.check(false)?;
+                Ok(*p)
+            }
+            Self::Insecure => Ok(kdf::INSECURE),
+        }
+    }
+}
+
+/// A keyslot to add.
+#[derive(Debug)]
+pub enum NewKeyslot {
+    /// Another passphrase.
+    Passphrase(Passphrase, KdfChoice),
+    /// A key file's contents (32+ bytes).
+    Keyfile(SecretBytes),
+    /// A new recovery key, generated and returned once.
+    Recovery,
+}
+
+/// A keyslot as `keyslot ls` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct KeyslotInfo {
+    /// Slot id.
+    pub id: u32,
+    /// Kind name.
+    pub kind: &'static str,
+    /// Argon2id parameters, for passphrase slots.
+    pub kdf: Option<KdfParams>,
+}
+
+/// Base64 (standard, padded) used for binary values in JSON and on the CLI.
+pub fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+/// Decodes base64, naming the field on error.
+///
+/// # Errors
+/// `InvalidArgument` naming `field`.
+pub fn decode_b64(field: &str, s: &str) -> Result<Vec<u8>> {
+    b64()
+        .decode(s.trim())
+        .map_err(|e| Error::invalid(field, format!("not valid base64: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn recovery_round_trip(raw in any::<[u8; 32]>()) {
+            let s = encode_recovery(&raw);
+            let back = decode_recovery(&s).expect("decode");
+            prop_assert_eq!(back.as_slice(), &raw[..]);
+            let lower = SecretBytes::new(s.expose().to_ascii_lowercase());
+            prop_assert_eq!(decode_recovery(&lower).expect("decode").as_slice(), &raw[..]);
+        }
+    }
+
+    #[test]
+    fn passphrase_file_trims_one_newline() {
+        assert_eq!(
+            Passphrase::from_file_contents(b"pw\n".to_vec()).expose(),
+            b"pw"
+        );
+        assert_eq!(
+            Passphrase::from_file_contents(b"pw\r\n".to_vec()).expose(),
+            b"pw"
+        );
+        assert_eq!(
+            Passphrase::from_file_contents(b"pw\n\n".to_vec()).expose(),
+            b"pw\n"
+        );
+        assert_eq!(
+            format!("{:?}", Passphrase::from("x")),
+            "Passphrase([redacted])"
+        );
+    }
+}

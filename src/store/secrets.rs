@@ -1,0 +1,744 @@
+//! Secrets: resolve, list, show, read (audited, group-committable), set, bulk set, delete,
+//! versions, rollback, check.
+
+use std::collections::BTreeMap;
+
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+use super::records::{SecretRec, ValueRec, VersionRec, now_us, value_key};
+use super::{SECRETS, Store, VALUES};
+use crate::audit::{self, Entry};
+use crate::error::{Error, Result};
+use crate::format::TableId;
+use crate::policy::{Decision, Op, decide};
+use crate::types::{
+    Action, Actor, CheckResult, ListFilter, Outcome, Scope, SecretBytes, SecretMeta, SecretValue,
+    SetRequest, VersionInfo, validate_name,
+};
+
+/// The default number of versions kept.
+pub const DEFAULT_MAX_VERSIONS: u32 = 10;
+/// The most versions a secret may keep.
+pub const MAX_MAX_VERSIONS: u32 = 1000;
+
+/// One value read, as batched by [`Store::read_batch`].
+#[derive(Clone, Debug)]
+pub struct ReadRequest {
+    /// Who.
+    pub actor: Actor,
+    /// Secret name.
+    pub name: String,
+    /// Explicit scope, or resolve user → team → org.
+    pub scope: Option<Scope>,
+    /// A kept version, or the current one.
+    pub version: Option<u64>,
+    /// Only this field (returned as the value).
+    pub field: Option<String>,
+}
+
+/// What reading one request found before the audit commit.
+enum Found {
+    Value(SecretValue, [u8; 32]),
+    Failed(Error),
+}
+
+fn audit_outcome(e: &Error) -> Outcome {
+    match e {
+        Error::PermissionDenied { .. } | Error::Unauthenticated { .. } => Outcome::Denied,
+        Error::NotFound { .. } => Outcome::NotFound,
+        _ => Outcome::Error,
+    }
+}
+
+impl Store {
+    /// The scopes a lookup of `name` without `--scope` tries, in order.
+    fn candidate_scopes(&self, actor: &Actor, explicit: Option<&Scope>) -> Vec<Scope> {
+        if let Some(s) = explicit {
+            return vec![s.clone()];
+        }
+        let mut v = vec![Scope::User(actor.principal.clone())];
+        v.extend(self.teams_of(&actor.principal).into_iter().map(Scope::Team));
+        v.push(Scope::Org);
+        v
+    }
+
+    /// Finds a secret by name: an explicit scope, else `user:<caller>` → the caller's teams →
+    /// `org`. Two teams holding the name is `Ambiguous`.
+    fn resolve_in(
+        &self,
+        table: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
+        actor: &Actor,
+        name: &str,
+        scope: Option<&Scope>,
+    ) -> Result<Option<([u8; 32], SecretRec)>> {
+        validate_name(name)?;
+        let mut team_hits = Vec::new();
+        for s in self.candidate_scopes(actor, scope) {
+            let h = self.secret_hash(&s, name);
+            if let Some(raw) = table.get(&h)? {
+                let rec: SecretRec = self.open_row(TableId::Secrets, &h, raw.value())?;
+                match s {
+                    Scope::Team(_) if scope.is_none() => team_hits.push((h, rec)),
+                    _ if !team_hits.is_empty() => break,
+                    _ => return Ok(Some((h, rec))),
+                }
+            }
+        }
+        match team_hits.len() {
+            0 => Ok(None),
+            1 => Ok(team_hits.pop()),
+            _ => Err(Error::Ambiguous {
+                name: name.to_owned(),
+                scopes: team_hits.iter().map(|(_, r)| r.scope.to_string()).collect(),
+            }),
+        }
+    }
+
+    /// Checks the policy; a denial is returned as `PermissionDenied` (the caller audits it).
+    fn allow(&self, actor: &Actor, op: Op, scope: &Scope, name: &str) -> Result<()> {
+        let (who, teams) = self.principal_for(actor)?;
+        match decide(&who, &teams, op, Some((scope, name)), crate::sys::now()) {
+            Decision::Allow => Ok(()),
+            Decision::Deny(why) => Err(Error::denied(why)),
+        }
+    }
+
+    /// Resolves and authorizes a metadata read; denials are audited.
+    fn find_meta(
+        &self,
+        actor: &Actor,
+        name: &str,
+        scope: Option<&Scope>,
+        action: Action,
+    ) -> Result<([u8; 32], SecretRec)> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(SECRETS)?;
+        let found = self.resolve_in(&table, actor, name, scope);
+        drop(table);
+        drop(txn);
+        let target_scope = match &found {
+            Ok(Some((_, r))) => r.scope.clone(),
+            _ => scope.cloned().unwrap_or_default(),
+        };
+        let check = self.allow(actor, Op::ReadMeta, &target_scope, name);
+        match (found, check) {
+            (_, Err(e)) => {
+                self.record(&Entry::new(actor, action, Outcome::Denied).secret(
+                    &target_scope,
+                    name,
+                    None,
+                ))?;
+                Err(e)
+            }
+            (Err(e), Ok(())) => Err(e),
+            (Ok(None), Ok(())) => Err(Error::not_found("secret", format!("{target_scope}/{name}"))),
+            (Ok(Some(hit)), Ok(())) => Ok(hit),
+        }
+    }
+
+    /// Metadata and versions of one secret (no value is decrypted).
+    ///
+    /// # Errors
+    /// `NotFound`, `PermissionDenied`, `Ambiguous`, `InvalidArgument` for a bad name.
+    pub fn show(&self, actor: &Actor, name: &str, scope: Option<&Scope>) -> Result<SecretMeta> {
+        self.find_meta(actor, name, scope, Action::List)
+            .map(|(_, r)| r.to_meta())
+    }
+
+    /// The kept versions of a secret, oldest first.
+    ///
+    /// # Errors
+    /// As [`Store::show`].
+    pub fn versions(
+        &self,
+        actor: &Actor,
+        name: &str,
+        scope: Option<&Scope>,
+    ) -> Result<Vec<VersionInfo>> {
+        self.show(actor, name, scope).map(|m| m.versions)
+    }
+
+    /// Metadata of every secret the actor may see, sorted by scope and name. Decrypts metadata
+    /// only, never a value.
+    ///
+    /// # Errors
+    /// `Integrity` when a record fails to open.
+    pub fn list(&self, actor: &Actor, filter: &ListFilter) -> Result<Vec<SecretMeta>> {
+        let (who, teams) = self.principal_for(actor)?;
+        let now = crate::sys::now();
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(SECRETS)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (k, v) = row?;
+            let rec: SecretRec = self.open_row(TableId::Secrets, k.value(), v.value())?;
+            let keep = filter.scope.as_ref().is_none_or(|s| *s == rec.scope)
+                && filter.secret_type.is_none_or(|t| t == rec.stype)
+                && filter
+                    .integration
+                    .as_ref()
+                    .is_none_or(|i| rec.integration.as_ref() == Some(i))
+                && filter
+                    .query
+                    .as_ref()
+                    .is_none_or(|q| rec.name.contains(q.as_str()))
+                && decide(
+                    &who,
+                    &teams,
+                    Op::ReadMeta,
+                    Some((&rec.scope, &rec.name)),
+                    now,
+                )
+                .is_allow();
+            if keep {
+                out.push(rec.to_meta());
+            }
+        }
+        out.sort_by(|a, b| (&a.scope, &a.name).cmp(&(&b.scope, &b.name)));
+        Ok(out)
+    }
+
+    /// Number of secrets (all scopes).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn count(&self) -> Result<u64> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(SECRETS)?.len()?)
+    }
+
+    /// Reads one value, audited: the record (and `last_used`) is durable before the value is
+    /// returned. A denial or a miss is audited too.
+    ///
+    /// # Errors
+    /// `NotFound`, `PermissionDenied`, `Ambiguous`; any error writing the audit record (fail
+    /// closed).
+    pub fn get_value(
+        &self,
+        actor: &Actor,
+        name: &str,
+        scope: Option<&Scope>,
+        version: Option<u64>,
+    ) -> Result<SecretValue> {
+        let req = ReadRequest {
+            actor: actor.clone(),
+            name: name.to_owned(),
+            scope: scope.cloned(),
+            version,
+            field: None,
+        };
+        self.read_batch(&[req]).pop().unwrap_or_else(|| {
+            Err(Error::Internal {
+                message: "empty batch".into(),
+                source: None,
+            })
+        })
+    }
+
+    /// Reads many values with one durable commit holding all their audit records and
+    /// `last_used` updates (group commit). Each result is returned only after that commit; if
+    /// it fails, every read fails.
+    pub fn read_batch(&self, reqs: &[ReadRequest]) -> Vec<Result<SecretValue>> {
+        let found = match self.read_phase(reqs) {
+            Ok(f) => f,
+            Err(e) => return reqs.iter().map(|_| Err(clone_err(&e))).collect(),
+        };
+        let now = now_us();
+        let commit = (|| -> Result<()> {
+            let txn = self.db.begin_write()?;
+            let mut entries = Vec::with_capacity(reqs.len());
+            {
+                let mut table = txn.open_table(SECRETS)?;
+                for (req, f) in reqs.iter().zip(&found) {
+                    match f {
+                        Found::Value(v, h) => {
+                            entries.push(Entry::new(&req.actor, Action::Read, Outcome::Ok).secret(
+                                &v.scope,
+                                &v.name,
+                                Some(v.version),
+                            ));
+                            let raw = table.get(h)?.map(|g| g.value().to_vec());
+                            if let Some(raw) = raw {
+                                let mut rec: SecretRec =
+                                    self.open_row(TableId::Secrets, h, &raw)?;
+                                rec.last_used = Some(now);
+                                table.insert(
+                                    h,
+                                    self.seal_row(TableId::Secrets, h, &rec)?.as_slice(),
+                                )?;
+                            }
+                        }
+                        Found::Failed(e) => {
+                            let scope = req.scope.clone().unwrap_or_default();
+                            entries.push(
+                                Entry::new(&req.actor, Action::Read, audit_outcome(e)).secret(
+                                    &scope,
+                                    &req.name,
+                                    req.version,
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+            audit::append(self, &txn, &entries)?;
+            txn.commit()?;
+            Ok(())
+        })();
+        if let Err(e) = commit {
+            return reqs.iter().map(|_| Err(clone_err(&e))).collect();
+        }
+        found
+            .into_iter()
+            .map(|f| match f {
+                Found::Value(mut v, _) => {
+                    v.retrieved_at = crate::sys::now();
+                    Ok(v)
+                }
+                Found::Failed(e) => Err(e),
+            })
+            .collect()
+    }
+
+    fn read_phase(&self, reqs: &[ReadRequest]) -> Result<Vec<Found>> {
+        let txn = self.db.begin_read()?;
+        let secrets = txn.open_table(SECRETS)?;
+        let values = txn.open_table(VALUES)?;
+        let mut out = Vec::with_capacity(reqs.len());
+        for req in reqs {
+            out.push(match self.read_one(&secrets, &values, req) {
+                Ok((v, h)) => Found::Value(v, h),
+                Err(e @ Error::Integrity { .. }) => return Err(e),
+                Err(e) => Found::Failed(e),
+            });
+        }
+        Ok(out)
+    }
+
+    fn read_one(
+        &self,
+        secrets: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
+        values: &impl ReadableTable<&'static [u8; 40], &'static [u8]>,
+        req: &ReadRequest,
+    ) -> Result<(SecretValue, [u8; 32])> {
+        let found = self.resolve_in(secrets, &req.actor, &req.name, req.scope.as_ref())?;
+        let scope = found.as_ref().map_or_else(
+            || req.scope.clone().unwrap_or_default(),
+            |(_, r)| r.scope.clone(),
+        );
+        self.allow(&req.actor, Op::ReadValue, &scope, &req.name)?;
+        let (h, rec) =
+            found.ok_or_else(|| Error::not_found("secret", format!("{scope}/{}", req.name)))?;
+        let version = req.version.unwrap_or(rec.version);
+        let vk = value_key(&h, version);
+        let raw = values.get(&vk)?.ok_or_else(|| {
+            Error::not_found(
+                "version",
+                format!("{}/{} version {version}", rec.scope, rec.name),
+            )
+        })?;
+        let val: ValueRec = self.open_row(TableId::Values, &vk, raw.value())?;
+        let mut fields: BTreeMap<String, SecretBytes> = val.fields.iter().cloned().collect();
+        let value = match &req.field {
+            None => val.value.clone(),
+            Some(f) => {
+                let v = fields
+                    .remove(f)
+                    .ok_or_else(|| Error::not_found("field", format!("{}#{f}", rec.name)))?;
+                fields.clear();
+                v
+            }
+        };
+        Ok((
+            SecretValue {
+                name: rec.name,
+                scope: rec.scope,
+                secret_type: rec.stype,
+                version,
+                value,
+                fields,
+                retrieved_at: crate::sys::now(),
+            },
+            h,
+        ))
+    }
+
+    /// Creates a secret or writes a new version (or, with `value: None` and no fields, changes
+    /// metadata only). One durable transaction with its audit record.
+    ///
+    /// # Errors
+    /// `InvalidArgument` for a bad name or an empty value; `PermissionDenied` for non-owners.
+    pub fn set(&self, actor: &Actor, name: &str, req: SetRequest) -> Result<SecretMeta> {
+        let mut metas = self.write_many(actor, Action::Set, vec![(name.to_owned(), req)])?;
+        metas.pop().ok_or_else(|| Error::Internal {
+            message: "set wrote nothing".into(),
+            source: None,
+        })
+    }
+
+    /// Creates or updates many secrets in one transaction (bulk import). Each gets an `import`
+    /// audit record in the same transaction.
+    ///
+    /// # Errors
+    /// As [`Store::set`]; nothing is written when any item is invalid.
+    pub fn set_many(&self, actor: &Actor, items: Vec<(String, SetRequest)>) -> Result<usize> {
+        self.write_many(actor, Action::Import, items)
+            .map(|v| v.len())
+    }
+
+    fn write_many(
+        &self,
+        actor: &Actor,
+        action: Action,
+        items: Vec<(String, SetRequest)>,
+    ) -> Result<Vec<SecretMeta>> {
+        for (name, req) in &items {
+            validate_name(name)?;
+            validate_request(req)?;
+            if let Err(e) = self.allow(actor, Op::Write, &req.scope, name) {
+                self.record(
+                    &Entry::new(actor, action, Outcome::Denied).secret(&req.scope, name, None),
+                )?;
+                return Err(e);
+            }
+        }
+        let now = now_us();
+        let txn = self.db.begin_write()?;
+        let mut metas = Vec::with_capacity(items.len());
+        let mut entries = Vec::with_capacity(items.len());
+        {
+            let mut secrets = txn.open_table(SECRETS)?;
+            let mut values = txn.open_table(VALUES)?;
+            for (name, req) in items {
+                let h = self.secret_hash(&req.scope, &name);
+                let existing: Option<SecretRec> = match secrets.get(&h)? {
+                    Some(raw) => Some(self.open_row(TableId::Secrets, &h, raw.value())?),
+                    None => None,
+                };
+                let (rec, new_value) = apply_set(existing, &name, req, &actor.principal, now)?;
+                if let Some(val) = new_value {
+                    let vk = value_key(&h, rec.version);
+                    values.insert(&vk, self.seal_row(TableId::Values, &vk, &val)?.as_slice())?;
+                }
+                // Versions beyond max_versions are gone from the store, not just unlisted.
+                for gone in pruned_versions(&rec) {
+                    values.remove(&value_key(&h, gone))?;
+                }
+                let mut rec = rec;
+                let keep = rec.max_versions as usize;
+                if rec.versions.len() > keep {
+                    let cut = rec.versions.len() - keep;
+                    rec.versions.drain(..cut);
+                }
+                secrets.insert(&h, self.seal_row(TableId::Secrets, &h, &rec)?.as_slice())?;
+                entries.push(Entry::new(actor, action, Outcome::Ok).secret(
+                    &rec.scope,
+                    &rec.name,
+                    Some(rec.version),
+                ));
+                metas.push(rec.to_meta());
+            }
+        }
+        audit::append(self, &txn, &entries)?;
+        txn.commit()?;
+        Ok(metas)
+    }
+
+    /// Deletes a secret and all its versions. Refused with `Conflict` listing the grants that
+    /// name it, unless `force`.
+    ///
+    /// # Errors
+    /// `NotFound`, `Conflict`, `PermissionDenied`.
+    pub fn delete(
+        &self,
+        actor: &Actor,
+        name: &str,
+        scope: Option<&Scope>,
+        force: bool,
+    ) -> Result<()> {
+        let (h, rec) = self.find_meta(actor, name, scope, Action::Delete)?;
+        if let Err(e) = self.allow(actor, Op::Write, &rec.scope, name) {
+            self.record(
+                &Entry::new(actor, Action::Delete, Outcome::Denied).secret(&rec.scope, name, None),
+            )?;
+            return Err(e);
+        }
+        let refs = self.references(&rec.scope, name);
+        if !refs.is_empty() && !force {
+            return Err(Error::Conflict {
+                reason: format!("{}/{name} is referenced by {}", rec.scope, refs.join(", ")),
+                references: refs,
+            });
+        }
+        let txn = self.db.begin_write()?;
+        {
+            txn.open_table(SECRETS)?.remove(&h)?;
+            let mut values = txn.open_table(VALUES)?;
+            for v in &rec.versions {
+                values.remove(&value_key(&h, v.version))?;
+            }
+        }
+        audit::append(
+            self,
+            &txn,
+            &[Entry::new(actor, Action::Delete, Outcome::Ok).secret(
+                &rec.scope,
+                name,
+                Some(rec.version),
+            )],
+        )?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Re-publishes version `to` as a new version.
+    ///
+    /// # Errors
+    /// `NotFound` when the version is not kept; `PermissionDenied`.
+    pub fn rollback(
+        &self,
+        actor: &Actor,
+        name: &str,
+        scope: Option<&Scope>,
+        to: u64,
+    ) -> Result<SecretMeta> {
+        let (h, rec) = self.find_meta(actor, name, scope, Action::Rollback)?;
+        if let Err(e) = self.allow(actor, Op::Write, &rec.scope, name) {
+            self.record(
+                &Entry::new(actor, Action::Rollback, Outcome::Denied).secret(
+                    &rec.scope,
+                    name,
+                    Some(to),
+                ),
+            )?;
+            return Err(e);
+        }
+        let now = now_us();
+        let txn = self.db.begin_write()?;
+        let meta = {
+            let mut secrets = txn.open_table(SECRETS)?;
+            let mut values = txn.open_table(VALUES)?;
+            let old_key = value_key(&h, to);
+            let raw = values
+                .get(&old_key)?
+                .map(|g| g.value().to_vec())
+                .ok_or_else(|| {
+                    Error::not_found("version", format!("{}/{name} version {to}", rec.scope))
+                })?;
+            let val: ValueRec = self.open_row(TableId::Values, &old_key, &raw)?;
+            let mut rec = rec;
+            rec.version += 1;
+            rec.updated_at = now;
+            rec.updated_by.clone_from(&actor.principal);
+            rec.versions.push(VersionRec {
+                version: rec.version,
+                at: now,
+                by: actor.principal.clone(),
+                fields: val.fields.iter().map(|(n, _)| n.clone()).collect(),
+                size: val.value.len() as u64,
+                from: Some(to),
+            });
+            let nk = value_key(&h, rec.version);
+            values.insert(&nk, self.seal_row(TableId::Values, &nk, &val)?.as_slice())?;
+            for gone in pruned_versions(&rec) {
+                values.remove(&value_key(&h, gone))?;
+            }
+            let keep = rec.max_versions as usize;
+            if rec.versions.len() > keep {
+                let cut = rec.versions.len() - keep;
+                rec.versions.drain(..cut);
+            }
+            secrets.insert(&h, self.seal_row(TableId::Secrets, &h, &rec)?.as_slice())?;
+            rec
+        };
+        audit::append(
+            self,
+            &txn,
+            &[Entry::new(actor, Action::Rollback, Outcome::Ok).secret(
+                &meta.scope,
+                name,
+                Some(meta.version),
+            )],
+        )?;
+        txn.commit()?;
+        Ok(meta.to_meta())
+    }
+
+    /// Which of `names` exist (resolved as a read would) and may be seen by the actor.
+    /// `NAME#field` checks the field too.
+    ///
+    /// # Errors
+    /// `InvalidArgument` for a bad name.
+    pub fn check(&self, actor: &Actor, names: &[String]) -> Result<CheckResult> {
+        let mut out = CheckResult::default();
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(SECRETS)?;
+        for full in names {
+            let (name, field) = match full.split_once('#') {
+                Some((n, f)) => (n, Some(f)),
+                None => (full.as_str(), None),
+            };
+            let present = match self.resolve_in(&table, actor, name, None)? {
+                Some((_, rec)) => {
+                    self.allow(actor, Op::ReadMeta, &rec.scope, name).is_ok()
+                        && field.is_none_or(|f| {
+                            rec.versions.iter().any(|v| {
+                                v.version == rec.version && v.fields.iter().any(|x| x == f)
+                            })
+                        })
+                }
+                None => false,
+            };
+            if present {
+                out.present.push(full.clone())
+            } else {
+                out.missing.push(full.clone())
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn validate_request(req: &SetRequest) -> Result<()> {
+    if let Some(v) = req.max_versions {
+        if !(1..=MAX_MAX_VERSIONS).contains(&v) {
+            return Err(Error::invalid(
+                "max_versions",
+                format!("{v} is outside 1..={MAX_MAX_VERSIONS}"),
+            ));
+        }
+    }
+    for k in req.fields.keys() {
+        if k.is_empty()
+            || k.len() > 64
+            || !k
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            return Err(Error::invalid(
+                "fields",
+                format!("field name {k:?} must be 1-64 of A-Z a-z 0-9 _ - ."),
+            ));
+        }
+    }
+    for k in req.meta.keys() {
+        if k.is_empty() || k.len() > 64 {
+            return Err(Error::invalid(
+                "meta",
+                format!("label key {k:?} must have 1 to 64 bytes"),
+            ));
+        }
+    }
+    let empty = req.value.as_ref().is_some_and(SecretBytes::is_empty) && req.fields.is_empty();
+    if empty && !req.allow_empty {
+        return Err(Error::invalid(
+            "value",
+            "the value is empty and there are no fields; pass --allow-empty to store an empty value",
+        ));
+    }
+    Ok(())
+}
+
+fn pruned_versions(rec: &SecretRec) -> Vec<u64> {
+    let keep = rec.max_versions as usize;
+    if rec.versions.len() > keep {
+        rec.versions[..rec.versions.len() - keep]
+            .iter()
+            .map(|v| v.version)
+            .collect()
+    } else {
+        Vec::new()
+    }
+}
+
+/// Applies a `set` to the current record (if any). Returns the new record and the value to
+/// write as its new version (none for a metadata-only change).
+fn apply_set(
+    existing: Option<SecretRec>,
+    name: &str,
+    req: SetRequest,
+    by: &str,
+    now: i64,
+) -> Result<(SecretRec, Option<ValueRec>)> {
+    let new_value = if req.value.is_some() || !req.fields.is_empty() {
+        Some(ValueRec {
+            value: req.value.clone().unwrap_or_default(),
+            fields: req.fields.clone().into_iter().collect(),
+        })
+    } else {
+        None
+    };
+    let mut rec = match existing {
+        Some(r) => r,
+        None => {
+            if new_value.is_none() {
+                return Err(Error::invalid(
+                    "value",
+                    format!("{name} does not exist yet; a new secret needs a value or fields"),
+                ));
+            }
+            SecretRec {
+                name: name.to_owned(),
+                scope: req.scope.clone(),
+                stype: req.secret_type.unwrap_or_default(),
+                description: None,
+                integration: None,
+                meta: BTreeMap::new(),
+                created_at: now,
+                created_by: by.to_owned(),
+                updated_at: now,
+                updated_by: by.to_owned(),
+                last_used: None,
+                version: 0,
+                max_versions: DEFAULT_MAX_VERSIONS,
+                max_age_days: None,
+                versions: Vec::new(),
+            }
+        }
+    };
+    if let Some(t) = req.secret_type {
+        rec.stype = t;
+    }
+    if req.description.is_some() {
+        rec.description = req.description;
+    }
+    if req.integration.is_some() {
+        rec.integration = req.integration;
+    }
+    rec.meta.extend(req.meta);
+    if req.max_age_days.is_some() {
+        rec.max_age_days = req.max_age_days;
+    }
+    if let Some(m) = req.max_versions {
+        rec.max_versions = m;
+    }
+    rec.updated_at = now;
+    rec.updated_by = by.to_owned();
+    if let Some(v) = &new_value {
+        rec.version += 1;
+        rec.versions.push(VersionRec {
+            version: rec.version,
+            at: now,
+            by: by.to_owned(),
+            fields: v.fields.iter().map(|(n, _)| n.clone()).collect(),
+            size: v.value.len() as u64,
+            from: None,
+        });
+    }
+    Ok((rec, new_value))
+}
+
+/// Errors are not `Clone` (they may hold a source); a batch hands each request its own copy.
+fn clone_err(e: &Error) -> Error {
+    match e {
+        Error::Integrity { table, record } => Error::Integrity {
+            table: table.clone(),
+            record: record.clone(),
+        },
+        Error::Locked => Error::Locked,
+        other => Error::Internal {
+            message: other.to_string(),
+            source: None,
+        },
+    }
+}
