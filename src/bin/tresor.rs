@@ -1,1 +1,3 @@
+//! `tresor`: the command-line interface (written on the `cli` branch).
+
 fn main() {}
