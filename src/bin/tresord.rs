@@ -12,7 +12,7 @@ struct Cli {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match tresor::daemon::main_with_args(cli.args) {
+    match tresor::daemon::main_with_args(&cli.args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tresord: {e}");

@@ -150,10 +150,10 @@ impl AsyncClient {
     ) -> Result<(StatusCode, Bytes)> {
         let mut guard = self.conn.lock().await;
         let mut reused = guard.take();
-        if let Some(s) = reused.as_mut() {
-            if s.ready().await.is_err() {
-                reused = None;
-            }
+        if let Some(s) = reused.as_mut()
+            && s.ready().await.is_err()
+        {
+            reused = None;
         }
         let mut sender = match reused {
             Some(s) => s,

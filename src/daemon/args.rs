@@ -162,7 +162,7 @@ fn open_store(args: &DaemonArgs, path: &Path) -> Result<super::Opened> {
 /// # Errors
 /// Anything that prevents serving: no store, a wrong passphrase, a socket held by another
 /// daemon, an unsafe socket directory.
-pub fn main_with_args(args: DaemonArgs) -> Result<()> {
+pub fn main_with_args(args: &DaemonArgs) -> Result<()> {
     init_logging(args.log_format);
     crate::sys::harden_process();
     crate::sys::lock_memory();
@@ -177,7 +177,7 @@ pub fn main_with_args(args: DaemonArgs) -> Result<()> {
                 .ok_or_else(|| Error::not_found("group", g.clone()))?,
         ),
     };
-    let opened = open_store(&args, &store_path)?;
+    let opened = open_store(args, &store_path)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("tresord")

@@ -84,15 +84,12 @@ fn committer(cell: &SessionCell, mut rx: mpsc::UnboundedReceiver<Job>, group_com
                 }
             }
         }
-        let store = match cell.store() {
-            Ok(s) => s,
-            Err(_) => {
-                for j in jobs {
-                    let n = j.reqs.len();
-                    let _ = j.reply.send((0..n).map(|_| Err(Error::Locked)).collect());
-                }
-                continue;
+        let Ok(store) = cell.store() else {
+            for j in jobs {
+                let n = j.reqs.len();
+                let _ = j.reply.send((0..n).map(|_| Err(Error::Locked)).collect());
             }
+            continue;
         };
         if group_commit {
             let counts: Vec<usize> = jobs.iter().map(|j| j.reqs.len()).collect();

@@ -37,12 +37,12 @@ pub enum Opened {
     /// Locked: only status and unlock are served until an owner unlocks it.
     Locked(LockedStore),
     /// Unlocked.
-    Unlocked(Store),
+    Unlocked(Box<Store>),
 }
 
 impl From<Store> for Opened {
     fn from(s: Store) -> Self {
-        Self::Unlocked(s)
+        Self::Unlocked(Box::new(s))
     }
 }
 
@@ -96,6 +96,6 @@ impl Config {
 fn session_of(o: Opened) -> state::Session {
     match o {
         Opened::Locked(l) => state::Session::Locked(Arc::new(l)),
-        Opened::Unlocked(s) => state::Session::Unlocked(Arc::new(s)),
+        Opened::Unlocked(s) => state::Session::Unlocked(Arc::new(*s)),
     }
 }

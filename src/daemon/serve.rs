@@ -210,10 +210,10 @@ async fn idle_lock(state: Arc<State>, mut stop: watch::Receiver<bool>) {
             () = stopped(&mut stop) => return,
         }
         if state.last_activity() + idle <= tokio::time::Instant::now() {
-            if state.cell.store().is_ok() {
-                if let Err(e) = state.lock(None).await {
-                    tracing::error!(error = %e, "idle lock failed");
-                }
+            if state.cell.store().is_ok()
+                && let Err(e) = state.lock(None).await
+            {
+                tracing::error!(error = %e, "idle lock failed");
             }
             state.touch();
         }

@@ -78,12 +78,12 @@ fn prepare_dir(dir: &Path, group: Option<u32>) -> Result<()> {
             dir.display()
         )));
     }
-    if let Some(gid) = group {
-        if meta.gid() != gid {
-            rustix::fs::chown(dir, None, Some(rustix::fs::Gid::from_raw(gid)))
-                .map_err(|e| Error::internal(format!("cannot chown {}", dir.display()), e))?;
-            fs::set_permissions(dir, fs::Permissions::from_mode(mode))?;
-        }
+    if let Some(gid) = group
+        && meta.gid() != gid
+    {
+        rustix::fs::chown(dir, None, Some(rustix::fs::Gid::from_raw(gid)))
+            .map_err(|e| Error::internal(format!("cannot chown {}", dir.display()), e))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(mode))?;
     }
     Ok(())
 }

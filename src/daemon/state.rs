@@ -269,8 +269,8 @@ impl State {
         } else {
             "idle lock"
         });
-        let recorder = Arc::clone(&taken);
-        let recorded = tokio::task::spawn_blocking(move || recorder.record(&entry))
+        let for_audit = Arc::clone(&taken);
+        let recorded = tokio::task::spawn_blocking(move || for_audit.record(&entry))
             .await
             .map_err(|e| Error::internal("the lock task failed", e))
             .and_then(|r| r);
