@@ -44,9 +44,20 @@ fn sixteen_clients_times_500_reads_are_each_audited_once() {
     assert!(reads.iter().all(|r| r.outcome == Outcome::Ok));
     for i in 0..CLIENTS {
         let name = format!("secret-{i}");
-        assert_eq!(reads.iter().filter(|r| r.name.as_deref() == Some(&name)).count(), READS);
+        assert_eq!(
+            reads
+                .iter()
+                .filter(|r| r.name.as_deref() == Some(&name))
+                .count(),
+            READS
+        );
     }
     let report = c.audit_verify().unwrap();
     assert!(report.ok, "{report:?}");
-    assert!(c.list(&Default::default()).unwrap().iter().all(|m| m.last_used.is_some()));
+    assert!(
+        c.list(&Default::default())
+            .unwrap()
+            .iter()
+            .all(|m| m.last_used.is_some())
+    );
 }

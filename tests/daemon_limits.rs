@@ -30,7 +30,12 @@ fn malformed_json_and_unknown_fields_are_400() {
     ];
     for body in bodies {
         let answer = raw(&d.socket, &request("PUT", "/v1/secrets/x", body));
-        assert_eq!(status_of(&answer), 400, "{}: {answer}", String::from_utf8_lossy(body));
+        assert_eq!(
+            status_of(&answer),
+            400,
+            "{}: {answer}",
+            String::from_utf8_lossy(body)
+        );
         assert!(answer.contains("\"code\":\"invalid_argument\""), "{answer}");
         assert!(!answer.contains("12345"), "a value was echoed: {answer}");
     }
@@ -63,8 +68,10 @@ fn bodies_over_one_mib_are_413() {
     // Declared too large: refused before the body is read.
     let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"PUT /v1/secrets/x HTTP/1.1\r\nHost: t\r\nContent-Length: 2097152\r\n\r\n{\"value\":\"")
-        .unwrap();
+    s.write_all(
+        b"PUT /v1/secrets/x HTTP/1.1\r\nHost: t\r\nContent-Length: 2097152\r\n\r\n{\"value\":\"",
+    )
+    .unwrap();
     let mut out = vec![0u8; 4096];
     let n = s.read(&mut out).unwrap();
     let answer = String::from_utf8_lossy(&out[..n]).into_owned();
@@ -76,10 +83,13 @@ fn bodies_over_one_mib_are_413() {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut w = s.try_clone().unwrap();
     let writer = std::thread::spawn(move || {
-        let _ = w.write_all(b"PUT /v1/secrets/x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+        let _ = w.write_all(
+            b"PUT /v1/secrets/x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n",
+        );
         let chunk = vec![b'a'; 64 * 1024];
         for _ in 0..32 {
-            if w.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).is_err()
+            if w.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                .is_err()
                 || w.write_all(&chunk).is_err()
                 || w.write_all(b"\r\n").is_err()
             {
@@ -161,7 +171,11 @@ fn hostile_names_are_refused() {
 /// An in-process daemon on the test's own (paused-clock) runtime.
 async fn serve_paused(
     idle: Option<Duration>,
-) -> (tempfile::TempDir, std::path::PathBuf, tokio::sync::oneshot::Sender<()>) {
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    tokio::sync::oneshot::Sender<()>,
+) {
     let (dir, _path, store) = common::new_store();
     let socket = dir.path().join("run/tresord.sock");
     let mut bound = tresor::daemon::bind(&socket, None).unwrap();
@@ -207,8 +221,15 @@ async fn time_to_close(mut s: tokio::net::UnixStream, trickle: &'static [u8]) ->
 async fn slow_headers_time_out_after_5s() {
     let (_dir, socket, _stop) = serve_paused(None).await;
     let s = tokio::net::UnixStream::connect(&socket).await.unwrap();
-    let took = time_to_close(s, b"GET /v1/status HTTP/1.1\r\nHost: tresord\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n").await;
-    assert!(took >= Duration::from_secs(5) && took < Duration::from_secs(8), "{took:?}");
+    let took = time_to_close(
+        s,
+        b"GET /v1/status HTTP/1.1\r\nHost: tresord\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n",
+    )
+    .await;
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
     let c = tresor::AsyncClient::new(&socket);
     assert!(!c.status().await.unwrap().locked);
 }
@@ -221,7 +242,10 @@ async fn slow_bodies_time_out_after_30s() {
         .await
         .unwrap();
     let took = time_to_close(s, &[b'{'; 100]).await;
-    assert!(took >= Duration::from_secs(30) && took < Duration::from_secs(33), "{took:?}");
+    assert!(
+        took >= Duration::from_secs(30) && took < Duration::from_secs(33),
+        "{took:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
