@@ -74,6 +74,16 @@ impl TestDaemon {
 
     /// Serves `config` on `<dir>/run/tresord.sock`.
     pub fn serve(dir: tempfile::TempDir, store_path: PathBuf, config: Config) -> Self {
+        Self::serve_group(dir, store_path, config, None)
+    }
+
+    /// Serves `config` on `<dir>/run/tresord.sock`, for a group when given.
+    pub fn serve_group(
+        dir: tempfile::TempDir,
+        store_path: PathBuf,
+        config: Config,
+        group: Option<u32>,
+    ) -> Self {
         let socket = dir.path().join("run/tresord.sock");
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -85,7 +95,7 @@ impl TestDaemon {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let mut bound = tresor::daemon::bind(&sock, None)?;
+                let mut bound = tresor::daemon::bind(&sock, group)?;
                 let listener =
                     tokio::net::UnixListener::from_std(bound.take_listener().unwrap()).unwrap();
                 ready_tx.send(()).unwrap();
