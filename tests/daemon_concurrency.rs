@@ -55,7 +55,7 @@ fn sixteen_clients_times_500_reads_are_each_audited_once() {
     let report = c.audit_verify().unwrap();
     assert!(report.ok, "{report:?}");
     assert!(
-        c.list(&Default::default())
+        c.list(&tresor::ListFilter::default())
             .unwrap()
             .iter()
             .all(|m| m.last_used.is_some())

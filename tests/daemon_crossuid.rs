@@ -29,12 +29,9 @@ fn helper() {
         Some(("get", name)) => c
             .get_value(name, None, None)
             .map(|v| String::from_utf8_lossy(v.value.expose()).into_owned()),
-        _ => c.list(&tresor::ListFilter::default()).map(|l| {
-            l.into_iter()
-                .map(|m| m.name)
-                .collect::<Vec<_>>()
-                .join(",")
-        }),
+        _ => c
+            .list(&tresor::ListFilter::default())
+            .map(|l| l.into_iter().map(|m| m.name).collect::<Vec<_>>().join(",")),
     };
     match out {
         Ok(s) => println!("RESULT:ok:{s}"),
@@ -46,7 +43,15 @@ fn ensure_user(name: &str) -> (u32, u32) {
     let ok = |c: &mut Command| c.status().is_ok_and(|s| s.success());
     ok(Command::new("groupadd").args(["-f", GROUP]));
     if tresor::sys::user_id(name).is_none() {
-        ok(Command::new("useradd").args(["-M", "-N", "-g", GROUP, "-s", "/usr/sbin/nologin", name]));
+        ok(Command::new("useradd").args([
+            "-M",
+            "-N",
+            "-g",
+            GROUP,
+            "-s",
+            "/usr/sbin/nologin",
+            name,
+        ]));
     }
     (
         tresor::sys::user_id(name).unwrap(),
@@ -126,13 +131,33 @@ fn unknown_uids_are_refused_and_agents_see_only_their_grants() {
             },
         )
         .unwrap();
-    let d = TestDaemon::serve_group(dir, store_path, tresor::daemon::Config::new(store), Some(gid));
+    let d = TestDaemon::serve_group(
+        dir,
+        store_path,
+        tresor::daemon::Config::new(store),
+        Some(gid),
+    );
 
-    assert_eq!(run_as(stranger_uid, gid, &d.socket, "list"), "err:unauthenticated");
-    assert_eq!(run_as(stranger_uid, gid, &d.socket, "get:github-pat"), "err:unauthenticated");
-    assert_eq!(run_as(agent_uid, gid, &d.socket, "get:github-pat"), "ok:ghp_xuid");
-    assert_eq!(run_as(agent_uid, gid, &d.socket, "get:github-app"), "err:permission_denied");
-    assert_eq!(run_as(agent_uid, gid, &d.socket, "get:aws-key"), "err:permission_denied");
+    assert_eq!(
+        run_as(stranger_uid, gid, &d.socket, "list"),
+        "err:unauthenticated"
+    );
+    assert_eq!(
+        run_as(stranger_uid, gid, &d.socket, "get:github-pat"),
+        "err:unauthenticated"
+    );
+    assert_eq!(
+        run_as(agent_uid, gid, &d.socket, "get:github-pat"),
+        "ok:ghp_xuid"
+    );
+    assert_eq!(
+        run_as(agent_uid, gid, &d.socket, "get:github-app"),
+        "err:permission_denied"
+    );
+    assert_eq!(
+        run_as(agent_uid, gid, &d.socket, "get:aws-key"),
+        "err:permission_denied"
+    );
     assert_eq!(run_as(agent_uid, gid, &d.socket, "list"), "ok:github-pat");
 
     let reads = d

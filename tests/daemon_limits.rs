@@ -169,7 +169,7 @@ fn hostile_names_are_refused() {
 }
 
 /// An in-process daemon on the test's own (paused-clock) runtime.
-async fn serve_paused(
+fn serve_paused(
     idle: Option<Duration>,
 ) -> (
     tempfile::TempDir,
@@ -219,7 +219,7 @@ async fn time_to_close(mut s: tokio::net::UnixStream, trickle: &'static [u8]) ->
 
 #[tokio::test(start_paused = true)]
 async fn slow_headers_time_out_after_5s() {
-    let (_dir, socket, _stop) = serve_paused(None).await;
+    let (_dir, socket, _stop) = serve_paused(None);
     let s = tokio::net::UnixStream::connect(&socket).await.unwrap();
     let took = time_to_close(
         s,
@@ -236,7 +236,7 @@ async fn slow_headers_time_out_after_5s() {
 
 #[tokio::test(start_paused = true)]
 async fn slow_bodies_time_out_after_30s() {
-    let (_dir, socket, _stop) = serve_paused(None).await;
+    let (_dir, socket, _stop) = serve_paused(None);
     let mut s = tokio::net::UnixStream::connect(&socket).await.unwrap();
     s.write_all(b"PUT /v1/secrets/x HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n")
         .await
@@ -250,7 +250,7 @@ async fn slow_bodies_time_out_after_30s() {
 
 #[tokio::test(start_paused = true)]
 async fn idle_lock_after_quiet_period() {
-    let (_dir, socket, _stop) = serve_paused(Some(Duration::from_secs(60))).await;
+    let (_dir, socket, _stop) = serve_paused(Some(Duration::from_secs(60)));
     let c = tresor::AsyncClient::new(&socket);
     assert!(!c.status().await.unwrap().locked);
     for _ in 0..3 {
