@@ -2,6 +2,8 @@
 //! in-process daemon on a temp socket.
 #![allow(clippy::unwrap_used)]
 
+// The daemon tests keep their helpers apart from the store tests' `tests/common`.
+#[path = "daemon_common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;

@@ -2,6 +2,8 @@
 //! `read` audit records, every read is answered, and the chain verifies.
 #![allow(clippy::unwrap_used)]
 
+// The daemon tests keep their helpers apart from the store tests' `tests/common`.
+#[path = "daemon_common/mod.rs"]
 mod common;
 
 use common::{TestDaemon, put};

@@ -4,6 +4,8 @@
 //! uid (`CommandExt::uid`), with `TRESOR_XUID_SOCKET` telling `helper` what to do.
 #![allow(clippy::unwrap_used)]
 
+// The daemon tests keep their helpers apart from the store tests' `tests/common`.
+#[path = "daemon_common/mod.rs"]
 mod common;
 
 use std::os::unix::fs::PermissionsExt;

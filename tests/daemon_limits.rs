@@ -3,6 +3,8 @@
 //! body or a closed connection, and the daemon keeps serving. Timeouts run on a paused clock.
 #![allow(clippy::unwrap_used)]
 
+// The daemon tests keep their helpers apart from the store tests' `tests/common`.
+#[path = "daemon_common/mod.rs"]
 mod common;
 
 use std::io::{Read, Write};
