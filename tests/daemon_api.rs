@@ -484,3 +484,18 @@ fn openapi_matches_the_router() {
         );
     }
 }
+
+/// The daemon closes idle kept-alive connections (the header timeout); a client that sends
+/// just then reconnects instead of failing.
+#[test]
+fn client_survives_idle_connection_close() {
+    let d = TestDaemon::start_with(
+        |s| put(s, "k", "v"),
+        |c| c.header_timeout = std::time::Duration::from_millis(50),
+    );
+    let c = d.client();
+    for i in 0..30u64 {
+        std::thread::sleep(std::time::Duration::from_millis(45 + i % 10));
+        assert_eq!(c.get_value("k", None, None).unwrap().value.expose(), b"v");
+    }
+}

@@ -78,13 +78,31 @@ fn secret_path(name: &str, suffix: &str) -> String {
 
 type Sender = SendRequest<Full<Bytes>>;
 
+/// A kept-alive connection idle longer than this is not reused: the daemon closes idle
+/// connections after its header timeout (5 s), and a request racing that close would fail.
+const IDLE_REUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A copy of a GET request (no body, no effect), to send again on a new connection.
+fn clone_request(req: &hyper::Request<Full<Bytes>>) -> Option<hyper::Request<Full<Bytes>>> {
+    if req.method() != Method::GET {
+        return None;
+    }
+    let mut copy = hyper::Request::builder()
+        .method(Method::GET)
+        .uri(req.uri().clone())
+        .body(Full::new(Bytes::new()))
+        .ok()?;
+    *copy.headers_mut() = req.headers().clone();
+    Some(copy)
+}
+
 /// An async client of one daemon. Requests on one client are sent one at a time over one
 /// kept-alive connection (reconnecting when the daemon closed it); use several clients for
 /// concurrency.
 pub struct AsyncClient {
     socket: PathBuf,
     token: Option<SecretText>,
-    conn: tokio::sync::Mutex<Option<Sender>>,
+    conn: tokio::sync::Mutex<Option<(Sender, std::time::Instant)>>,
 }
 
 impl std::fmt::Debug for AsyncClient {
@@ -149,12 +167,16 @@ impl AsyncClient {
         body: Option<Vec<u8>>,
     ) -> Result<(StatusCode, Bytes)> {
         let mut guard = self.conn.lock().await;
-        let mut reused = guard.take();
+        let mut reused = guard
+            .take()
+            .filter(|(_, used)| used.elapsed() < IDLE_REUSE)
+            .map(|(s, _)| s);
         if let Some(s) = reused.as_mut()
             && s.ready().await.is_err()
         {
             reused = None;
         }
+        let was_reused = reused.is_some();
         let mut sender = match reused {
             Some(s) => s,
             None => self.connect().await?,
@@ -176,10 +198,21 @@ impl AsyncClient {
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| Error::internal("cannot build the request", e))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| Error::internal("request to tresord failed", e))?;
+        let failed = |e| Error::internal("request to tresord failed", e);
+        let retry = was_reused.then(|| clone_request(&req));
+        let resp = match sender.try_send_request(req).await {
+            Ok(r) => r,
+            // The daemon closed the kept-alive connection as this request went out. When the
+            // request was not sent, or reading it has no effect (GET), sending it again on a
+            // new connection is safe.
+            Err(mut e) => match (e.take_message(), retry) {
+                (Some(req), _) | (None, Some(Some(req))) => {
+                    sender = self.connect().await?;
+                    sender.send_request(req).await.map_err(failed)?
+                }
+                _ => return Err(failed(e.into_error())),
+            },
+        };
         let (parts, body) = resp.into_parts();
         let version = parts.headers.get(API_HEADER).and_then(|v| v.to_str().ok());
         if version != Some(API_VERSION.to_string().as_str()) {
@@ -196,7 +229,7 @@ impl AsyncClient {
             .await
             .map_err(|e| Error::internal("reading the daemon's response failed", e))?
             .to_bytes();
-        *guard = Some(sender);
+        *guard = Some((sender, std::time::Instant::now()));
         Ok((parts.status, bytes))
     }
 
