@@ -16,6 +16,8 @@
 //!  store    Store / LockedStore, tables
 //!  audit    records, MAC chain, queries
 //!  policy   (principal, op, secret) -> Allow | Deny
+//!  paths    default store and socket paths (shared by tresord and tresor)
+//!  sys      user names, file modes, process hardening
 //! ```
 //!
 //! # Example

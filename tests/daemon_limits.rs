@@ -268,3 +268,23 @@ async fn idle_lock_after_quiet_period() {
         Err(tresor::Error::Locked)
     ));
 }
+
+#[test]
+fn connections_over_the_cap_wait_for_a_free_slot() {
+    let d = TestDaemon::start_with(|_| {}, |c| c.max_connections = 1);
+    let hog = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let socket = d.socket.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let c = tresor::Client::new(&socket).unwrap();
+        tx.send(c.status().is_ok()).unwrap();
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_millis(500)).is_err(),
+        "a second connection was served past the cap"
+    );
+    drop(hog);
+    assert!(rx.recv_timeout(Duration::from_secs(5)).unwrap());
+    waiter.join().unwrap();
+}
