@@ -78,8 +78,8 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
         "d" => Duration::from_secs(n.saturating_mul(86_400)),
         other => return Err(format!("unknown unit {other:?} (use ms, s, m, h or d)")),
     };
-    if d.is_zero() {
-        return Err("a duration must be more than 0".into());
+    if d.is_zero() || d > Duration::from_secs(366 * 86_400) {
+        return Err("a duration must be more than 0 and at most a year".into());
     }
     Ok(d)
 }

@@ -56,7 +56,8 @@ impl Batcher {
             (0..n)
                 .map(|_| {
                     Err(Error::Internal {
-                        message: "the daemon is shutting down".into(),
+                        message: "the read was not committed (shutting down, or the batch failed)"
+                            .into(),
                         source: None,
                     })
                 })
@@ -91,24 +92,34 @@ fn committer(cell: &SessionCell, mut rx: mpsc::UnboundedReceiver<Job>, group_com
             }
             continue;
         };
-        if group_commit {
-            let counts: Vec<usize> = jobs.iter().map(|j| j.reqs.len()).collect();
-            let (all, replies): (Vec<Vec<ReadRequest>>, Vec<_>) =
-                jobs.into_iter().map(|j| (j.reqs, j.reply)).unzip();
-            let all: Vec<ReadRequest> = all.into_iter().flatten().collect();
-            let mut results = store.read_batch(&all).into_iter();
-            for (reply, n) in replies.into_iter().zip(counts) {
-                let _ = reply.send(results.by_ref().take(n).collect());
-            }
-        } else {
-            for j in jobs {
-                let out = j
-                    .reqs
-                    .iter()
-                    .flat_map(|r| store.read_batch(std::slice::from_ref(r)))
-                    .collect();
-                let _ = j.reply.send(out);
-            }
+        // A panic in the store must not take the committer (and every later read) down.
+        let run = std::panic::AssertUnwindSafe(|| commit(&store, jobs, group_commit));
+        if std::panic::catch_unwind(run).is_err() {
+            tracing::error!("a read batch panicked; its requests fail, the committer goes on");
+        }
+    }
+}
+
+/// Reads and commits `jobs`, replying to each. A job whose reply channel is dropped (its
+/// panicked batch) sees `Internal`.
+fn commit(store: &crate::Store, jobs: Vec<Job>, group_commit: bool) {
+    if group_commit {
+        let counts: Vec<usize> = jobs.iter().map(|j| j.reqs.len()).collect();
+        let (all, replies): (Vec<Vec<ReadRequest>>, Vec<_>) =
+            jobs.into_iter().map(|j| (j.reqs, j.reply)).unzip();
+        let all: Vec<ReadRequest> = all.into_iter().flatten().collect();
+        let mut results = store.read_batch(&all).into_iter();
+        for (reply, n) in replies.into_iter().zip(counts) {
+            let _ = reply.send(results.by_ref().take(n).collect());
+        }
+    } else {
+        for j in jobs {
+            let out = j
+                .reqs
+                .iter()
+                .flat_map(|r| store.read_batch(std::slice::from_ref(r)))
+                .collect();
+            let _ = j.reply.send(out);
         }
     }
 }
