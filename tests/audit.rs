@@ -97,7 +97,14 @@ fn one_record_per_read_and_per_change() {
     store.set(&owner(), "k", value("secret-2")).unwrap();
     store.rollback(&owner(), "k", None, 1).unwrap();
     store.delete(&owner(), "k", None, false).unwrap();
-    let actions: Vec<_> = new_since(&store, n).iter().map(|r| r.action).collect();
+    let added = new_since(&store, n);
+    let imported: Vec<_> = added[..3].iter().map(|r| r.name.as_deref()).collect();
+    assert_eq!(
+        imported,
+        vec![Some("i0"), Some("i1"), Some("i2")],
+        "input order"
+    );
+    let actions: Vec<_> = added.iter().map(|r| r.action).collect();
     assert_eq!(
         actions,
         vec![

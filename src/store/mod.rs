@@ -46,9 +46,12 @@ pub(crate) const PRINCIPALS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition
 pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 pub(crate) const STAGING: TableDefinition<u64, &[u8]> = TableDefinition::new("staging");
 
-/// Default redb page cache: small, since records are tiny and the daemon's memory budget is
-/// 8 MiB idle (redb's own default is 1 GiB).
-pub const DEFAULT_CACHE_BYTES: usize = 4 * 1024 * 1024;
+/// The redb page cache (redb's own default is 1 GiB). redb fills it lazily, so a small store
+/// costs only its own size (the daemon's budget: 8 MiB idle); a 100k-secret store (about
+/// 42 MB of secrets and values after compaction) keeps most of its leaves cached within the
+/// daemon's 64 MiB budget. At 4 MiB every read at 100k missed two or three leaves and took
+/// 13-17 µs instead of about 6 µs, and bulk imports spilled their write buffer (benches/store.rs).
+pub const DEFAULT_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 /// Options for creating a store.
 #[derive(Clone, Debug)]
@@ -564,7 +567,13 @@ impl Store {
         result
     }
 
-    /// Compacts the file (frees pages left by old versions and deleted rows).
+    /// Compacts the file: rewrites the tables keyed by name hash in key order, so that their
+    /// leaves are packed full, then frees the pages left by old versions and deleted rows.
+    ///
+    /// Rows keyed by a hash arrive in random order, and a B-tree filled that way keeps its
+    /// leaves about two-thirds full; redb's compaction moves pages but does not merge them.
+    /// Re-inserting in ascending order takes redb's append path, which leaves every leaf full
+    /// (the audit table, keyed by seq, is filled that way already).
     ///
     /// # Errors
     /// `Conflict` when other handles to the database are alive; redb errors.
@@ -573,6 +582,11 @@ impl Store {
             reason: "the store is in use".into(),
             references: Vec::new(),
         })?;
+        let txn = db.begin_write()?;
+        repack(&txn, SECRETS, "secrets.repack")?;
+        repack(&txn, VALUES, "values.repack")?;
+        repack(&txn, PRINCIPALS, "principals.repack")?;
+        txn.commit()?;
         db.compact()
             .map_err(|e| Error::internal("compaction failed", e))
     }
@@ -666,6 +680,30 @@ where
         let (k, v) = row?;
         dst.insert(k.value(), v.value())?;
     }
+    Ok(())
+}
+
+/// Rewrites a table in key order through a scratch table, inside `txn` (see
+/// [`Store::compact`]).
+fn repack<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &redb::WriteTransaction,
+    def: TableDefinition<K, V>,
+    scratch: &str,
+) -> Result<()>
+where
+    for<'a> K::SelfType<'a>: std::borrow::Borrow<K::SelfType<'a>>,
+{
+    let tmp: TableDefinition<K, V> = TableDefinition::new(scratch);
+    {
+        let src = txn.open_table(def)?;
+        let mut dst = txn.open_table(tmp)?;
+        for row in src.iter()? {
+            let (k, v) = row?;
+            dst.insert(k.value(), v.value())?;
+        }
+    }
+    txn.delete_table(def)?;
+    txn.rename_table(tmp, def)?;
     Ok(())
 }
 

@@ -300,6 +300,34 @@ impl Store {
             .collect()
     }
 
+    /// Reads a value on the decrypt path only: resolve, authorize, open — no audit record, no
+    /// `last_used`. For benchmarks and tests (the `test-util` feature); a front end must use
+    /// [`Store::get_value`] or [`Store::read_batch`], which fail closed on the audit.
+    ///
+    /// # Errors
+    /// As [`Store::get_value`], without the audit.
+    #[cfg(feature = "test-util")]
+    #[doc(hidden)]
+    pub fn get_value_unaudited(
+        &self,
+        actor: &Actor,
+        name: &str,
+        scope: Option<&Scope>,
+        version: Option<u64>,
+    ) -> Result<SecretValue> {
+        let txn = self.db.begin_read()?;
+        let secrets = txn.open_table(SECRETS)?;
+        let values = txn.open_table(VALUES)?;
+        let req = ReadRequest {
+            actor: actor.clone(),
+            name: name.to_owned(),
+            scope: scope.cloned(),
+            version,
+            field: None,
+        };
+        self.read_one(&secrets, &values, &req).map(|(v, _)| v)
+    }
+
     fn read_phase(&self, reqs: &[ReadRequest]) -> Result<Vec<Found>> {
         let txn = self.db.begin_read()?;
         let secrets = txn.open_table(SECRETS)?;
@@ -382,8 +410,8 @@ impl Store {
     /// # Errors
     /// As [`Store::set`]; nothing is written when any item is invalid.
     pub fn set_many(&self, actor: &Actor, items: Vec<(String, SetRequest)>) -> Result<usize> {
-        self.write_many(actor, Action::Import, items)
-            .map(|v| v.len())
+        let n = items.len();
+        self.write_many(actor, Action::Import, items).map(|_| n)
     }
 
     fn write_many(
@@ -403,14 +431,24 @@ impl Store {
             }
         }
         let now = now_us();
+        let want_meta = action != Action::Import;
+        // Written in name-hash order: rows keyed by a hash land on random leaves, and a bulk
+        // import in input order touches a cold leaf per row. Sorted, consecutive rows share
+        // leaves. The sort is stable, so two writes of one name keep their order; audit
+        // records and results keep the input order.
+        let mut items: Vec<(usize, [u8; 32], String, SetRequest)> = items
+            .into_iter()
+            .enumerate()
+            .map(|(i, (name, req))| (i, self.secret_hash(&req.scope, &name), name, req))
+            .collect();
+        items.sort_by(|a, b| a.1.cmp(&b.1));
         let txn = self.db.begin_write()?;
-        let mut metas = Vec::with_capacity(items.len());
+        let mut metas = Vec::with_capacity(if want_meta { items.len() } else { 0 });
         let mut entries = Vec::with_capacity(items.len());
         {
             let mut secrets = txn.open_table(SECRETS)?;
             let mut values = txn.open_table(VALUES)?;
-            for (name, req) in items {
-                let h = self.secret_hash(&req.scope, &name);
+            for (i, h, name, req) in items {
                 let existing: Option<SecretRec> = match secrets.get(&h)? {
                     Some(raw) => Some(self.open_row(TableId::Secrets, &h, raw.value())?),
                     None => None,
@@ -431,14 +469,23 @@ impl Store {
                     rec.versions.drain(..cut);
                 }
                 secrets.insert(&h, self.seal_row(TableId::Secrets, &h, &rec)?.as_slice())?;
-                entries.push(Entry::new(actor, action, Outcome::Ok).secret(
-                    &rec.scope,
-                    &rec.name,
-                    Some(rec.version),
+                entries.push((
+                    i,
+                    Entry::new(actor, action, Outcome::Ok).secret(
+                        &rec.scope,
+                        &rec.name,
+                        Some(rec.version),
+                    ),
                 ));
-                metas.push(rec.to_meta());
+                if want_meta {
+                    metas.push((i, rec.to_meta()));
+                }
             }
         }
+        entries.sort_by_key(|(i, _)| *i);
+        metas.sort_by_key(|(i, _)| *i);
+        let entries: Vec<Entry> = entries.into_iter().map(|(_, e)| e).collect();
+        let metas: Vec<SecretMeta> = metas.into_iter().map(|(_, m)| m).collect();
         audit::append(self, &txn, &entries)?;
         txn.commit()?;
         Ok(metas)
