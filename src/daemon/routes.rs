@@ -61,11 +61,15 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<State>>> {
     })
 }
 
-async fn openapi(_caller: super::http::Caller) -> impl axum::response::IntoResponse {
-    (
+/// Served to known peers while unlocked (while locked only status and unlock are).
+async fn openapi(
+    caller: super::http::Caller,
+) -> Result<impl axum::response::IntoResponse, ApiError> {
+    caller.store()?;
+    Ok((
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         OPENAPI,
-    )
+    ))
 }
 
 async fn no_route(uri: Uri) -> ApiError {
