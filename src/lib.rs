@@ -38,6 +38,8 @@
 //! ```
 
 pub mod audit;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod crypto;
 pub mod error;
 pub mod format;

@@ -1,0 +1,124 @@
+//! Where passphrases come from: `--keyfile`, `--passphrase-file`, `--passphrase-fd`,
+//! `TRESOR_PASSPHRASE` (warned about), else a no-echo prompt on the terminal.
+
+use std::io::Read;
+use std::path::Path;
+
+use super::args::GlobalArgs;
+use crate::error::{Error, Result};
+use crate::store::{Passphrase, UnlockSecret};
+use crate::types::SecretBytes;
+
+/// The environment variable CI may use for the passphrase.
+pub const PASSPHRASE_ENV: &str = "TRESOR_PASSPHRASE";
+
+/// Reads a whole file into a wiped-on-drop buffer, naming the file on error.
+pub fn read_secret_file(path: &Path, what: &str) -> Result<SecretBytes> {
+    let mut buf = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut buf))
+        .map_err(|e| Error::invalid(what, format!("cannot read {}: {e}", path.display())))?;
+    Ok(SecretBytes::new(buf))
+}
+
+/// Reads everything from an inherited file descriptor (through `/proc/self/fd`, which needs no
+/// unsafe code).
+fn read_fd(fd: u32) -> Result<SecretBytes> {
+    read_secret_file(Path::new(&format!("/proc/self/fd/{fd}")), "passphrase fd")
+}
+
+fn from_contents(bytes: &SecretBytes) -> Passphrase {
+    Passphrase::from_file_contents(bytes.expose().to_vec())
+}
+
+/// A passphrase given by `--passphrase-file`, `--passphrase-fd` or `TRESOR_PASSPHRASE`, if any.
+fn given_passphrase(g: &GlobalArgs) -> Result<Option<Passphrase>> {
+    if let Some(path) = &g.passphrase_file {
+        return Ok(Some(from_contents(&read_secret_file(
+            path,
+            "passphrase file",
+        )?)));
+    }
+    if let Some(fd) = g.passphrase_fd {
+        return Ok(Some(from_contents(&read_fd(fd)?)));
+    }
+    if let Some(v) = std::env::var_os(PASSPHRASE_ENV) {
+        eprintln!(
+            "warning: using the passphrase from {PASSPHRASE_ENV}; environment passphrases are \
+             meant for CI (other processes of this user may read them)"
+        );
+        return Ok(Some(Passphrase::new(v.into_encoded_bytes())));
+    }
+    Ok(None)
+}
+
+fn no_terminal() -> Error {
+    Error::invalid(
+        "unlock source",
+        "none given, and there is no terminal to prompt on; pass --passphrase-file, \
+         --passphrase-fd or --keyfile, or set TRESOR_PASSPHRASE",
+    )
+}
+
+/// Asks on the terminal without echo.
+///
+/// # Errors
+/// `InvalidArgument` when there is no terminal.
+pub fn prompt_hidden(prompt: &str) -> Result<SecretBytes> {
+    if std::fs::File::open("/dev/tty").is_err() {
+        return Err(no_terminal());
+    }
+    rpassword::prompt_password(prompt)
+        .map(|s| SecretBytes::new(s.into_bytes()))
+        .map_err(|_| no_terminal())
+}
+
+/// What unlocks the store: the first source given, else a prompt.
+///
+/// # Errors
+/// `InvalidArgument` when a source cannot be read or there is nothing to prompt on.
+pub fn unlock_secret(g: &GlobalArgs, store: &Path) -> Result<UnlockSecret> {
+    if let Some(path) = &g.keyfile {
+        return Ok(UnlockSecret::Keyfile(read_secret_file(path, "key file")?));
+    }
+    if let Some(p) = given_passphrase(g)? {
+        return Ok(UnlockSecret::Passphrase(p));
+    }
+    let typed = prompt_hidden(&format!("passphrase for {}: ", store.display()))?;
+    Ok(UnlockSecret::Passphrase(Passphrase::new(
+        typed.expose().to_vec(),
+    )))
+}
+
+/// A new passphrase: from `file` when given, else from the global sources when `global` is
+/// given (`init`, where there is no old one), else typed twice.
+///
+/// # Errors
+/// `InvalidArgument` when it is empty, the two entries differ, or nothing can be read.
+pub fn new_passphrase(global: Option<&GlobalArgs>, file: Option<&Path>) -> Result<Passphrase> {
+    let given = match (file, global) {
+        (Some(path), _) => Some(from_contents(&read_secret_file(
+            path,
+            "new passphrase file",
+        )?)),
+        (None, Some(g)) => given_passphrase(g)?,
+        (None, None) => None,
+    };
+    let p = if let Some(p) = given {
+        p
+    } else {
+        let a = prompt_hidden("new passphrase: ")?;
+        let b = prompt_hidden("new passphrase again: ")?;
+        if a != b {
+            return Err(Error::invalid("passphrase", "the two entries differ"));
+        }
+        Passphrase::new(a.expose().to_vec())
+    };
+    if p.expose().is_empty() {
+        return Err(Error::invalid(
+            "passphrase",
+            "an empty passphrase is refused",
+        ));
+    }
+    Ok(p)
+}
