@@ -1,1 +1,3 @@
+//! `tresord`: the daemon binary (its body lands with the daemon branch).
+
 fn main() {}

@@ -49,7 +49,7 @@ pub struct GlobalArgs {
     #[arg(long)]
     pub direct: bool,
     /// Print JSON for scripts instead of tables
-    #[arg(long, global = true)]
+    #[arg(long, global = true, display_order = 900)]
     pub json: bool,
     /// Read the passphrase from this open file descriptor
     #[arg(long, value_name = "N", group = "unlock_source")]

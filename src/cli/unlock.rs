@@ -73,7 +73,23 @@ pub fn prompt_hidden(prompt: &str) -> Result<SecretBytes> {
         .map_err(|_| no_terminal())
 }
 
-/// What unlocks the store: the first source given, else a prompt.
+/// Whether a passphrase is shaped like a recovery key (52 base32 characters, in groups
+/// separated by dashes or spaces). Such text opens the recovery slot; no one picks a
+/// passphrase like that by accident.
+fn looks_like_recovery_key(p: &[u8]) -> bool {
+    let mut n = 0;
+    for &c in p {
+        match c.to_ascii_uppercase() {
+            b'A'..=b'Z' | b'2'..=b'7' => n += 1,
+            b'-' | b' ' => {}
+            _ => return false,
+        }
+    }
+    n == 52
+}
+
+/// What unlocks the store: the first source given, else a prompt. A recovery key is given
+/// where a passphrase is asked for.
 ///
 /// # Errors
 /// `InvalidArgument` when a source cannot be read or there is nothing to prompt on.
@@ -81,13 +97,22 @@ pub fn unlock_secret(g: &GlobalArgs, store: &Path) -> Result<UnlockSecret> {
     if let Some(path) = &g.keyfile {
         return Ok(UnlockSecret::Keyfile(read_secret_file(path, "key file")?));
     }
-    if let Some(p) = given_passphrase(g)? {
-        return Ok(UnlockSecret::Passphrase(p));
+    let p = match given_passphrase(g)? {
+        Some(p) => p,
+        None => {
+            let typed = prompt_hidden(&format!(
+                "passphrase (or recovery key) for {}: ",
+                store.display()
+            ))?;
+            Passphrase::new(typed.expose().to_vec())
+        }
+    };
+    if looks_like_recovery_key(p.expose()) {
+        return Ok(UnlockSecret::Recovery(SecretBytes::new(
+            p.expose().to_vec(),
+        )));
     }
-    let typed = prompt_hidden(&format!("passphrase for {}: ", store.display()))?;
-    Ok(UnlockSecret::Passphrase(Passphrase::new(
-        typed.expose().to_vec(),
-    )))
+    Ok(UnlockSecret::Passphrase(p))
 }
 
 /// A new passphrase: from `file` when given, else from the global sources when `global` is
