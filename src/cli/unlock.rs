@@ -97,15 +97,11 @@ pub fn unlock_secret(g: &GlobalArgs, store: &Path) -> Result<UnlockSecret> {
     if let Some(path) = &g.keyfile {
         return Ok(UnlockSecret::Keyfile(read_secret_file(path, "key file")?));
     }
-    let p = match given_passphrase(g)? {
-        Some(p) => p,
-        None => {
-            let typed = prompt_hidden(&format!(
-                "passphrase (or recovery key) for {}: ",
-                store.display()
-            ))?;
-            Passphrase::new(typed.expose().to_vec())
-        }
+    let p = if let Some(p) = given_passphrase(g)? {
+        p
+    } else {
+        let prompt = format!("passphrase (or recovery key) for {}: ", store.display());
+        Passphrase::new(prompt_hidden(&prompt)?.expose().to_vec())
     };
     if looks_like_recovery_key(p.expose()) {
         return Ok(UnlockSecret::Recovery(SecretBytes::new(
@@ -146,4 +142,18 @@ pub fn new_passphrase(global: Option<&GlobalArgs>, file: Option<&Path>) -> Resul
         ));
     }
     Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_recovery_key;
+
+    #[test]
+    fn recovery_keys_are_told_from_passphrases() {
+        let key = "ABCD-EFGH-IJKL-MNOP-QRST-UVWX-YZ23-4567-ABCD-EFGH-IJKL-MNOP-QRST";
+        assert!(looks_like_recovery_key(key.as_bytes()));
+        assert!(looks_like_recovery_key(key.to_lowercase().as_bytes()));
+        assert!(!looks_like_recovery_key(b"correct horse battery staple"));
+        assert!(!looks_like_recovery_key(&key.as_bytes()[..key.len() - 1]));
+    }
 }
