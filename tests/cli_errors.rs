@@ -253,13 +253,29 @@ fn a_broken_audit_chain_exits_6_naming_the_first_broken_seq() {
 
 #[test]
 fn no_unlock_source_and_no_terminal_is_a_usage_error() {
-    if has_tty() {
-        eprintln!("skipped: this test needs a process without a controlling terminal");
-        return;
-    }
     let env = Env::new();
     let mut c = env.cmd();
     c.arg("--store").arg(&env.store).arg("ls");
+    if has_tty() {
+        // Leave the controlling terminal, or the prompt would wait on it.
+        if std::process::Command::new("setsid")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            eprintln!("skipped: a terminal is attached and setsid is missing");
+            return;
+        }
+        let mut s = std::process::Command::new("setsid");
+        for (k, v) in c.get_envs() {
+            match v {
+                Some(v) => s.env(k, v),
+                None => s.env_remove(k),
+            };
+        }
+        s.arg("-w").arg(c.get_program()).args(c.get_args());
+        c = s;
+    }
     let r = env.finish(c, None);
     assert_eq!(r.code, 2);
     insta::assert_snapshot!("no_unlock_source", r.err_only());
