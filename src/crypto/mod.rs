@@ -166,7 +166,8 @@ mod tests {
                                 ad in proptest::collection::vec(any::<u8>(), 0..64)) {
             let k = Key::random().expect("rng");
             let s = seal(&k, &ad, &pt).expect("seal");
-            prop_assert_eq!(open(&k, &ad, &s).expect("open").as_slice(), pt.as_slice());
+            let opened = open(&k, &ad, &s).expect("open");
+            prop_assert_eq!(opened.as_slice(), pt.as_slice());
         }
 
         #[test]

@@ -108,6 +108,15 @@ fn open_db(path: &Path) -> Result<Database> {
                 "not a tresor store (bad database header)",
             ))
         }
+        // A file cut short inside redb's own header: damage, not an internal failure.
+        Err(redb::DatabaseError::Storage(redb::StorageError::Io(e)))
+            if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+        {
+            Err(Error::integrity(
+                "file",
+                "truncated (shorter than its header)",
+            ))
+        }
         Err(redb::DatabaseError::DatabaseAlreadyOpen) => Err(Error::Conflict {
             reason: format!(
                 "{} is open in another process (is tresord running? use it, or stop it)",
