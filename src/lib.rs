@@ -40,14 +40,23 @@
 pub mod audit;
 #[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod crypto;
+#[cfg(feature = "daemon")]
+pub mod daemon;
 pub mod error;
 pub mod format;
+pub mod paths;
 pub mod policy;
+#[cfg(feature = "protocol")]
+pub mod protocol;
 pub mod store;
 pub mod sys;
 pub mod types;
 
+#[cfg(feature = "client")]
+pub use client::{AsyncClient, Client};
 pub use error::{Error, ErrorCode, Result};
 pub use store::{
     CreateOptions, Grant, KdfChoice, KeyslotInfo, LockedStore, NewKeyslot, Passphrase, Principal,

@@ -100,10 +100,11 @@ pub enum Command {
     #[command(subcommand)]
     Team(TeamCommand),
     /// Run the daemon (tresord) in the foreground
-    Daemon(DaemonArgs),
+    #[cfg(feature = "daemon")]
+    Daemon(crate::daemon::DaemonArgs),
     /// Show whether the daemon runs and the store is unlocked
     Status,
-    /// Lock the daemon's store (the daemon exits)
+    /// Lock the daemon's store (it forgets its keys until `unlock`)
     Lock,
     /// Unlock the daemon's store
     Unlock,
@@ -429,20 +430,6 @@ pub enum TeamCommand {
         /// The principal
         name: String,
     },
-}
-
-/// `daemon`: the options of tresord that the global options do not cover.
-#[derive(Debug, Args)]
-pub struct DaemonArgs {
-    /// Make the socket's directory 0750 and the socket 0660 for this group
-    #[arg(long, value_name = "G")]
-    pub socket_group: Option<String>,
-    /// Lock after this long without requests (e.g. 15m, 1h)
-    #[arg(long, value_name = "DURATION")]
-    pub idle_lock: Option<String>,
-    /// Log format on stderr
-    #[arg(long, value_name = "FORMAT", default_value = "text")]
-    pub log_format: String,
 }
 
 /// `completions`.

@@ -183,6 +183,7 @@ fn verify(ctx: &Ctx) -> Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

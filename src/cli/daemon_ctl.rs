@@ -1,51 +1,89 @@
 //! Daemon control: finding the daemon, `daemon`, `status`, `lock`, `unlock`.
 
-use std::os::unix::net::UnixStream;
-use std::path::Path;
-
 use super::Ctx;
-use super::args::DaemonArgs;
 use super::backend::Backend;
-use super::output;
+use super::output::{self, opt, ts};
+use super::remote::Remote;
+use super::unlock;
+use crate::client::{Client, daemon_answers};
 use crate::error::{Error, Result};
+use crate::protocol::Status;
+use crate::store::UnlockSecret;
+use crate::types::SecretBytes;
 
-/// Whether something accepts connections on the socket.
-fn answers(socket: &Path) -> bool {
-    socket.exists() && UnixStream::connect(socket).is_ok()
+/// The environment variable an agent may set to send its bearer token (never a flag: argv is
+/// visible to every user of the host).
+pub const TOKEN_ENV: &str = "TRESOR_TOKEN";
+
+fn client(ctx: &Ctx) -> Result<Client> {
+    let c = Client::new(ctx.socket_path())?;
+    match std::env::var_os(TOKEN_ENV) {
+        Some(t) => c.with_token(&SecretBytes::new(t.into_encoded_bytes())),
+        None => Ok(c),
+    }
 }
 
 /// The daemon, when one answers on the socket.
 pub(super) fn connect(ctx: &Ctx) -> Result<Option<Box<dyn Backend>>> {
-    let Some(socket) = ctx.socket_path() else {
-        return Ok(None);
-    };
-    if !answers(&socket) {
+    if !daemon_answers(&ctx.socket_path()) {
         return Ok(None);
     }
-    Ok(None)
+    Ok(Some(Box::new(Remote {
+        client: client(ctx)?,
+    })))
 }
 
-fn no_daemon(ctx: &Ctx) -> Error {
-    let at = ctx.socket_path().map_or_else(
-        || "no socket (XDG_RUNTIME_DIR is not set)".into(),
-        |p| p.display().to_string(),
-    );
-    Error::not_found(
+/// The client of a daemon that must be running (`lock`, `unlock`).
+fn running(ctx: &Ctx) -> Result<Client> {
+    let socket = ctx.socket_path();
+    if daemon_answers(&socket) {
+        return client(ctx);
+    }
+    Err(Error::not_found(
         "daemon",
-        format!("nothing answers on {at}; start one with `tresor daemon`"),
-    )
+        format!(
+            "nothing answers on {}; start one with `tresor daemon`",
+            socket.display()
+        ),
+    ))
+}
+
+fn print_status(ctx: &Ctx, s: &Status) -> Result<()> {
+    if ctx.json() {
+        return output::print_json(s);
+    }
+    let rows = [
+        (
+            "daemon",
+            format!("running on {}", ctx.socket_path().display()),
+        ),
+        (
+            "store",
+            if s.locked { "locked" } else { "unlocked" }.to_owned(),
+        ),
+        ("since", ts(s.since)),
+        ("store id", s.store_id.clone()),
+        ("secrets", opt(s.secrets)),
+        ("you are", opt(s.principal.as_deref())),
+        ("role", opt(s.role)),
+        ("version", format!("{} (API v{})", s.version, s.api)),
+    ];
+    output::print_table(&output::pairs(&rows), "")
 }
 
 /// `status`: the daemon's view when one answers, else what the file says without a key.
 pub(super) fn status(ctx: &Ctx) -> Result<()> {
     let socket = ctx.socket_path();
+    if !ctx.global().direct && daemon_answers(&socket) {
+        return print_status(ctx, &client(ctx)?.status()?);
+    }
     let locked = ctx.open_locked()?;
     let slots = locked.keyslots()?;
     let insecure = locked.is_insecure();
     if ctx.json() {
         return output::print_json(&serde_json::json!({
             "daemon": false,
-            "socket": socket.as_ref().map(|p| p.display().to_string()),
+            "socket": socket.display().to_string(),
             "store": locked.path().display().to_string(),
             "store_id": locked.store_id(),
             "version": locked.header().version,
@@ -57,10 +95,7 @@ pub(super) fn status(ctx: &Ctx) -> Result<()> {
     let rows = [
         (
             "daemon",
-            format!(
-                "not running (nothing answers on {})",
-                socket.map_or_else(|| "-".into(), |p| p.display().to_string())
-            ),
+            format!("not running (nothing answers on {})", socket.display()),
         ),
         ("store", locked.path().display().to_string()),
         ("store id", locked.store_id()),
@@ -79,17 +114,47 @@ pub(super) fn status(ctx: &Ctx) -> Result<()> {
     output::print_table(&output::pairs(&rows), "")
 }
 
-/// `lock`.
+/// `lock`: the daemon drops its keys and exits.
 pub(super) fn lock(ctx: &Ctx) -> Result<()> {
-    Err(no_daemon(ctx))
+    let s = running(ctx)?.lock()?;
+    if ctx.json() {
+        return output::print_json(&s);
+    }
+    eprintln!("locked");
+    Ok(())
 }
 
-/// `unlock`.
+/// `unlock`: sends a passphrase to the daemon (its API unlocks with passphrases only).
 pub(super) fn unlock(ctx: &Ctx) -> Result<()> {
-    Err(no_daemon(ctx))
+    let c = running(ctx)?;
+    let secret = unlock::unlock_secret(ctx.global(), &ctx.store_path())?;
+    let UnlockSecret::Passphrase(p) = secret else {
+        return Err(Error::invalid(
+            "unlock source",
+            "the daemon unlocks with a passphrase; to use a key file, start it with \
+             `tresor daemon --keyfile PATH`",
+        ));
+    };
+    let s = c.unlock(&p)?;
+    if ctx.json() {
+        return output::print_json(&s);
+    }
+    eprintln!("unlocked");
+    Ok(())
 }
 
-/// `daemon`.
-pub(super) fn daemon(ctx: &Ctx, _args: &DaemonArgs) -> Result<()> {
-    Err(no_daemon(ctx))
+/// `daemon`: runs tresord in this process. The global `--store`, `--socket` and unlock
+/// sources apply when the subcommand does not repeat them.
+#[cfg(feature = "daemon")]
+pub(super) fn daemon(ctx: &Ctx, args: &crate::daemon::DaemonArgs) -> Result<()> {
+    let g = ctx.global();
+    let mut args = args.clone();
+    args.store = args.store.or_else(|| g.store.clone());
+    args.socket = args.socket.or_else(|| g.socket.clone());
+    if args.passphrase_fd.is_none() && args.passphrase_file.is_none() && args.keyfile.is_none() {
+        args.passphrase_fd = g.passphrase_fd;
+        args.passphrase_file.clone_from(&g.passphrase_file);
+        args.keyfile.clone_from(&g.keyfile);
+    }
+    crate::daemon::main_with_args(&args)
 }

@@ -29,7 +29,7 @@ fn kdf_choice(args: &InitArgs) -> KdfChoice {
 
 /// `init`.
 pub fn init(ctx: &Ctx, args: &InitArgs) -> Result<()> {
-    let path = ctx.store_path()?;
+    let path = ctx.store_path();
     if ctx.global().keyfile.is_some() {
         return Err(Error::invalid(
             "keyfile",

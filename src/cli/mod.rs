@@ -2,11 +2,10 @@
 //!
 //! ```text
 //! args        clap definitions (the whole command line, no logic)
-//! backend     Backend: the operations commands need; Direct (Store + owner Actor) and the
-//!             daemon client implement it
+//! backend     Backend: the operations commands need; Direct (Store + owner Actor)
+//! remote      Backend over tresor::Client (the daemon)
 //! unlock      unlock sources: --keyfile, --passphrase-file, --passphrase-fd,
 //!             TRESOR_PASSPHRASE, a no-echo prompt
-//! paths       default store and socket locations
 //! output      tables (comfy-table) and --json
 //! secrets     set get ls show rm history rollback
 //! keys        init passwd keyslot rekey backup
@@ -23,8 +22,8 @@ pub mod backend;
 mod daemon_ctl;
 mod keys;
 mod output;
-mod paths;
 mod principals;
+mod remote;
 mod secrets;
 mod unlock;
 
@@ -63,6 +62,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Audit(a) => audit::audit(&ctx, a),
         Command::Principal(c) => principals::principal(&ctx, c),
         Command::Team(c) => principals::team(&ctx, c),
+        #[cfg(feature = "daemon")]
         Command::Daemon(a) => daemon_ctl::daemon(&ctx, a),
         Command::Status => daemon_ctl::status(&ctx),
         Command::Lock => daemon_ctl::lock(&ctx),
@@ -99,21 +99,18 @@ impl Ctx {
     }
 
     /// `--store`, `TRESOR_STORE`, else the default location.
-    fn store_path(&self) -> Result<PathBuf> {
-        match &self.global.store {
-            Some(p) => Ok(p.clone()),
-            None => paths::default_store(),
-        }
+    fn store_path(&self) -> PathBuf {
+        crate::paths::store_path(self.global.store.clone())
     }
 
     /// `--socket`, `TRESOR_SOCKET`, else the default location.
-    fn socket_path(&self) -> Option<PathBuf> {
-        self.global.socket.clone().or_else(paths::default_socket)
+    fn socket_path(&self) -> PathBuf {
+        crate::paths::socket_path(self.global.socket.clone())
     }
 
     /// Opens the store file, locked, warning when it is insecure.
     fn open_locked(&self) -> Result<LockedStore> {
-        let path = self.store_path()?;
+        let path = self.store_path();
         let locked = Store::open(&path)?;
         if locked.is_insecure() {
             warn_insecure(&path);

@@ -1,0 +1,101 @@
+//! `tresord`: holds the unlocked store and serves API v1 over a Unix socket (SPEC §5, §6).
+//!
+//! ```text
+//!  accept ─▶ peer uid/gid/pid (kernel) ─▶ principal? ── no ─▶ 401, close
+//!                                            │ yes
+//!                    hyper http1 (header timeout 5 s) ─▶ axum Router (routes.rs)
+//!                                            │
+//!      handlers (secrets.rs, admin.rs): Caller ─▶ Store method ─▶ JSON / error body
+//!      value reads ─▶ batch.rs committer thread ─▶ Store::read_batch (group commit)
+//! ```
+//!
+//! [`run`] is the library entry point that tests start in-process on a temp socket;
+//! [`main_with_args`] is the whole daemon (`tresord`, `tresor daemon`): socket, store, signals.
+
+mod admin;
+mod args;
+mod batch;
+mod http;
+mod routes;
+mod secrets;
+mod serve;
+mod socket;
+mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use args::{DaemonArgs, LogFormat, main_with_args, parse_duration};
+pub use routes::{OPENAPI, ROUTES};
+pub use serve::run;
+pub use socket::{BoundSocket, bind};
+
+use crate::store::{LockedStore, Store};
+
+/// The store the daemon starts with.
+pub enum Opened {
+    /// Locked: only status and unlock are served until an owner unlocks it.
+    Locked(LockedStore),
+    /// Unlocked.
+    Unlocked(Box<Store>),
+}
+
+impl From<Store> for Opened {
+    fn from(s: Store) -> Self {
+        Self::Unlocked(Box::new(s))
+    }
+}
+
+impl From<LockedStore> for Opened {
+    fn from(s: LockedStore) -> Self {
+        Self::Locked(s)
+    }
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Locked(_) => "Opened::Locked",
+            Self::Unlocked(_) => "Opened::Unlocked",
+        })
+    }
+}
+
+/// How the daemon runs.
+#[derive(Debug)]
+pub struct Config {
+    /// The store.
+    pub store: Opened,
+    /// Lock after this long without a request.
+    pub idle_lock: Option<Duration>,
+    /// The most connections served at once; further clients wait in the accept queue.
+    pub max_connections: usize,
+    /// Commit the audit records of concurrent reads together (SPEC §3). Off only to measure
+    /// what it buys.
+    pub group_commit: bool,
+    /// How long a client may take to send a request's headers.
+    pub header_timeout: Duration,
+    /// How long a whole request (body and handling) may take.
+    pub request_timeout: Duration,
+}
+
+impl Config {
+    /// The defaults: no idle lock, 256 connections, group commit on, 5 s / 30 s timeouts.
+    pub fn new(store: impl Into<Opened>) -> Self {
+        Self {
+            store: store.into(),
+            idle_lock: None,
+            max_connections: 256,
+            group_commit: true,
+            header_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+fn session_of(o: Opened) -> state::Session {
+    match o {
+        Opened::Locked(l) => state::Session::Locked(Arc::new(l)),
+        Opened::Unlocked(s) => state::Session::Unlocked(Arc::new(*s)),
+    }
+}

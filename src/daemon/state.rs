@@ -1,0 +1,314 @@
+//! The daemon's session: the store (locked or unlocked), unlock backoff, idle lock, and who
+//! may talk to it while locked.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::audit::Entry;
+use crate::error::{Error, Result};
+use crate::store::{LockedStore, Passphrase, PrincipalKind, Store, UnlockSecret};
+use crate::types::{Action, Actor, Channel, Outcome, Role};
+
+/// Failed unlocks allowed before backoff starts.
+const FREE_ATTEMPTS: u32 = 3;
+/// The longest wait between unlock attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// The store as the daemon holds it. `Busy` is the moment between taking an unlocked store
+/// out (to lock it) and putting the locked one back; requests then see `locked`.
+pub(crate) enum Session {
+    Locked(Arc<LockedStore>),
+    Unlocked(Arc<Store>),
+    Busy,
+}
+
+/// The session, shared by the handlers and the committer thread.
+pub(crate) struct SessionCell {
+    session: RwLock<Session>,
+}
+
+impl SessionCell {
+    pub(crate) fn new(s: Session) -> Self {
+        Self {
+            session: RwLock::new(s),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Session> {
+        self.session.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Session> {
+        self.session.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The unlocked store, or `Locked`.
+    pub(crate) fn store(&self) -> Result<Arc<Store>> {
+        match &*self.read() {
+            Session::Unlocked(s) => Ok(Arc::clone(s)),
+            _ => Err(Error::Locked),
+        }
+    }
+
+    /// The locked store, when locked.
+    pub(crate) fn locked(&self) -> Option<Arc<LockedStore>> {
+        match &*self.read() {
+            Session::Locked(l) => Some(Arc::clone(l)),
+            _ => None,
+        }
+    }
+
+    /// The store id, in any state but `Busy`.
+    pub(crate) fn store_id(&self) -> String {
+        match &*self.read() {
+            Session::Locked(l) => l.store_id(),
+            Session::Unlocked(s) => s.store_id(),
+            Session::Busy => String::new(),
+        }
+    }
+
+    /// Drops whatever store is held (keys are wiped as the last reference goes).
+    pub(crate) fn clear(&self) {
+        *self.write() = Session::Busy;
+    }
+}
+
+/// Unlock backoff: after [`FREE_ATTEMPTS`] failures, each attempt must wait 1 s, 2 s, 4 s, ...
+#[derive(Debug, Default)]
+pub(crate) struct Backoff {
+    failures: u32,
+    not_before: Option<Instant>,
+}
+
+impl Backoff {
+    fn wait(&self, now: Instant) -> Option<Duration> {
+        self.not_before
+            .filter(|t| *t > now)
+            .map(|t| t.duration_since(now))
+    }
+
+    fn failed(&mut self, now: Instant) {
+        self.failures = self.failures.saturating_add(1);
+        if self.failures >= FREE_ATTEMPTS {
+            let exp = (self.failures - FREE_ATTEMPTS).min(16);
+            let wait = Duration::from_secs(1u64 << exp).min(MAX_BACKOFF);
+            self.not_before = Some(now + wait);
+        }
+    }
+}
+
+/// Settings and state shared by every connection.
+pub(crate) struct State {
+    pub cell: Arc<SessionCell>,
+    pub batcher: super::batch::Batcher,
+    pub idle_lock: Option<Duration>,
+    since: Mutex<jiff::Timestamp>,
+    last_activity: Mutex<Instant>,
+    /// Peers that may connect while locked, from the last unlocked session (uid → role).
+    locked_peers: Mutex<HashMap<u32, Role>>,
+    backoff: tokio::sync::Mutex<Backoff>,
+    daemon_uid: u32,
+}
+
+/// The actor the daemon itself acts as (idle lock, internal lookups).
+pub(crate) fn daemon_actor() -> Actor {
+    Actor {
+        principal: "tresord".into(),
+        channel: Channel::Direct,
+        ..Actor::direct_owner()
+    }
+}
+
+impl State {
+    pub(crate) fn new(
+        cell: Arc<SessionCell>,
+        batcher: super::batch::Batcher,
+        idle_lock: Option<Duration>,
+    ) -> Self {
+        let s = Self {
+            cell,
+            batcher,
+            idle_lock,
+            since: Mutex::new(crate::sys::now()),
+            last_activity: Mutex::new(Instant::now()),
+            locked_peers: Mutex::new(HashMap::new()),
+            backoff: tokio::sync::Mutex::new(Backoff::default()),
+            daemon_uid: rustix::process::geteuid().as_raw(),
+        };
+        if let Ok(store) = s.cell.store() {
+            s.remember_peers(&store);
+        }
+        s
+    }
+
+    pub(crate) fn since(&self) -> jiff::Timestamp {
+        *self.since.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Marks activity (for the idle lock).
+    pub(crate) fn touch(&self) {
+        *self
+            .last_activity
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    }
+
+    pub(crate) fn last_activity(&self) -> Instant {
+        *self
+            .last_activity
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The role a peer has while the store is locked: the daemon's own uid and root are
+    /// owners; other principals of the last session keep their role; anyone else is unknown.
+    pub(crate) fn locked_role(&self, uid: u32) -> Option<Role> {
+        if uid == self.daemon_uid || uid == 0 {
+            return Some(Role::Owner);
+        }
+        self.locked_peers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&uid)
+            .copied()
+    }
+
+    /// Remembers the uids of the store's principals, for the locked state.
+    pub(crate) fn remember_peers(&self, store: &Store) {
+        let Ok(all) = store.principals(&daemon_actor()) else {
+            return;
+        };
+        let mut map = HashMap::new();
+        for p in all {
+            if let (Some(uid), Some(role)) = (p.uid, p.kind.role()) {
+                let e = map.entry(uid).or_insert(role);
+                *e = (*e).min(role);
+            }
+        }
+        *self
+            .locked_peers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = map;
+    }
+
+    /// Whether a peer without a matching principal could still authenticate with a bearer
+    /// token (an agent with a token whose uid/gid constraints the peer meets).
+    pub(crate) fn token_possible(store: &Store, uid: u32, gid: u32) -> bool {
+        store.principals(&daemon_actor()).is_ok_and(|all| {
+            all.iter().any(|p| {
+                p.kind == PrincipalKind::Agent
+                    && p.has_token
+                    && p.uid.is_none_or(|u| u == uid)
+                    && p.gid.is_none_or(|g| g == gid)
+            })
+        })
+    }
+
+    /// Unlocks with a passphrase, serialized and rate limited. Failures are staged by the
+    /// store (SPEC §3).
+    pub(crate) async fn unlock(&self, actor: Actor, pass: Passphrase) -> Result<()> {
+        let mut backoff = self.backoff.lock().await;
+        if let Some(wait) = backoff.wait(Instant::now()) {
+            let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+            return Err(Error::TooManyRequests { retry_after_ms: ms });
+        }
+        let Some(locked) = self.cell.locked() else {
+            return match self.cell.store() {
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            };
+        };
+        let result = tokio::task::spawn_blocking(move || {
+            locked.unlock(&UnlockSecret::Passphrase(pass), &actor)
+        })
+        .await
+        .map_err(|e| Error::internal("the unlock task failed", e))?;
+        match result {
+            Ok(store) => {
+                *backoff = Backoff::default();
+                self.remember_peers(&store);
+                *self.cell.write() = Session::Unlocked(Arc::new(store));
+                self.set_since();
+                self.touch();
+                tracing::info!("store unlocked");
+                Ok(())
+            }
+            Err(e) => {
+                if matches!(e, Error::WrongPassphrase) {
+                    backoff.failed(Instant::now());
+                }
+                tracing::warn!(error = %e, "unlock failed");
+                Err(e)
+            }
+        }
+    }
+
+    fn set_since(&self) {
+        *self.since.lock().unwrap_or_else(PoisonError::into_inner) = crate::sys::now();
+    }
+
+    /// Locks: records `lock`, waits for in-flight users of the store to finish, then drops
+    /// every key. `actor` is `None` for the idle lock.
+    pub(crate) async fn lock(&self, actor: Option<&Actor>) -> Result<()> {
+        let taken = {
+            let mut s = self.cell.write();
+            match std::mem::replace(&mut *s, Session::Busy) {
+                Session::Unlocked(store) => store,
+                other => {
+                    *s = other;
+                    return Ok(());
+                }
+            }
+        };
+        let who = actor.cloned().unwrap_or_else(daemon_actor);
+        let entry = Entry::new(&who, Action::Lock, Outcome::Ok).named(if actor.is_some() {
+            "lock"
+        } else {
+            "idle lock"
+        });
+        let for_audit = Arc::clone(&taken);
+        let recorded = tokio::task::spawn_blocking(move || for_audit.record(&entry))
+            .await
+            .map_err(|e| Error::internal("the lock task failed", e))
+            .and_then(|r| r);
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, "cannot record the lock; locking anyway");
+        }
+        let mut store = taken;
+        let store = loop {
+            match Arc::try_unwrap(store) {
+                Ok(s) => break s,
+                Err(still) => {
+                    store = still;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        };
+        *self.cell.write() = Session::Locked(Arc::new(store.lock()));
+        self.set_since();
+        tracing::info!(idle = actor.is_none(), "store locked");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_starts_after_three_failures_and_doubles() {
+        let t0 = Instant::now();
+        let mut b = Backoff::default();
+        b.failed(t0);
+        b.failed(t0);
+        assert_eq!(b.wait(t0), None);
+        b.failed(t0);
+        assert_eq!(b.wait(t0), Some(Duration::from_secs(1)));
+        b.failed(t0);
+        assert_eq!(b.wait(t0), Some(Duration::from_secs(2)));
+        assert_eq!(b.wait(t0 + Duration::from_secs(3)), None);
+    }
+}
