@@ -156,3 +156,37 @@ fn status_lock_and_unlock() {
     assert_eq!(via(&env, &d, &["lock"], None).code, 0);
     assert_eq!(via(&env, &d, &["get", "k"], None).code, 5);
 }
+
+#[test]
+fn audit_follow_prints_new_records_as_they_arrive() {
+    use std::io::BufRead;
+    let env = Env::new();
+    env.set("k", b"v", &[]);
+    let d = start(&env, true);
+    let mut c = env.cmd();
+    c.env("TRESOR_SOCKET", &d.socket)
+        .args(["--json", "audit", "--follow", "--limit", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut follower = c.spawn().unwrap();
+    let out = follower.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    // The newest record first, then the read made after the follower started.
+    let first = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert!(first.contains("\"seq\""));
+    assert_eq!(via(&env, &d, &["get", "k"], None).code, 0);
+    let next = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&next).unwrap();
+    assert_eq!(v["action"], "read");
+    assert_eq!(v["name"], "k");
+    let _ = follower.kill();
+    let _ = follower.wait();
+}
