@@ -190,3 +190,39 @@ fn audit_follow_prints_new_records_as_they_arrive() {
     let _ = follower.kill();
     let _ = follower.wait();
 }
+
+#[test]
+fn an_agent_token_from_the_environment_limits_reads_to_its_grants() {
+    let env = Env::new();
+    env.set("deploy-key", b"granted", &[]);
+    env.set("other", b"not granted", &[]);
+    let d = start(&env, true);
+    let r = via(
+        &env,
+        &d,
+        &["principal", "add", "bot", "--role", "agent", "--token"],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let token = r.out().trim().to_owned();
+    assert_eq!(
+        via(&env, &d, &["principal", "grant", "bot", "deploy-*"], None).code,
+        0
+    );
+    let as_bot = |args: &[&str]| {
+        let mut c = env.cmd();
+        c.env("TRESOR_SOCKET", &d.socket)
+            .env("TRESOR_TOKEN", &token)
+            .args(args);
+        env.finish(c, None)
+    };
+    let r = as_bot(&["get", "deploy-key"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout == b"granted");
+    let r = as_bot(&["get", "other"]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    let r = as_bot(&["--json", "ls"]);
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+}

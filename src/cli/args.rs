@@ -14,7 +14,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     long_about = "An offline secret store: one encrypted file, a local daemon, this CLI.\n\n\
         Talks to tresord when one answers on the socket; otherwise, or with --direct, opens \
         the store file itself (as its owner) and asks for its passphrase.",
-    after_help = "Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 permission denied, \
+    after_help = "Environment: TRESOR_STORE, TRESOR_SOCKET, TRESOR_PASSPHRASE (for CI; warned \
+        about), TRESOR_TOKEN (an agent's bearer token for the daemon).\n\n\
+        Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 permission denied, \
         5 locked or wrong passphrase, 6 integrity, 7 conflict."
 )]
 pub struct Cli {

@@ -15,6 +15,10 @@
 //! ```
 //!
 //! Values reach stdout only through `get` (and tokens and recovery keys, once, when made).
+//!
+//! Commands go to the daemon when one answers on the socket (an agent sends its token from
+//! `TRESOR_TOKEN`), else to the file. `init`, `passwd`, `keyslot`, `rekey` and `backup` always
+//! work on the file: the daemon's API has no endpoints for them.
 
 pub mod args;
 mod audit;
