@@ -183,29 +183,28 @@ fn verify(ctx: &Ctx) -> Result<()> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn durations_and_times_parse() {
         assert_eq!(
-            parse_duration("t", "90s").unwrap(),
+            parse_duration("t", "90s").expect("parses"),
             SignedDuration::from_secs(90)
         );
         assert_eq!(
-            parse_duration("t", "2h").unwrap(),
+            parse_duration("t", "2h").expect("parses"),
             SignedDuration::from_hours(2)
         );
         assert_eq!(
-            parse_duration("t", "7d").unwrap(),
+            parse_duration("t", "7d").expect("parses"),
             SignedDuration::from_hours(168)
         );
         for bad in ["", "h", "5", "5y", "-5m", "99999999999999999w"] {
             assert!(parse_duration("t", bad).is_err(), "{bad}");
         }
-        let t = parse_time_or_age("t", "2026-01-02T03:04:05Z").unwrap();
+        let t = parse_time_or_age("t", "2026-01-02T03:04:05Z").expect("parses");
         assert_eq!(t.to_string(), "2026-01-02T03:04:05Z");
-        assert!(parse_time_or_age("t", "1d").unwrap() < crate::sys::now());
+        assert!(parse_time_or_age("t", "1d").expect("parses") < crate::sys::now());
     }
 }
