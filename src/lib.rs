@@ -40,6 +40,8 @@
 //! ```
 
 pub mod audit;
+#[cfg(feature = "cli")]
+pub mod cli;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod crypto;

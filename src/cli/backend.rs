@@ -1,0 +1,132 @@
+//! What the commands talk to: the store file directly (as owner), or the daemon over its
+//! socket. Both enforce policy on their side; the CLI only translates.
+
+use crate::error::Result;
+use crate::store::{Grant, Principal, PrincipalSpec, ReadRequest, Store};
+use crate::types::{
+    Actor, AuditQuery, AuditRecord, Channel, ListFilter, Scope, SecretBytes, SecretMeta,
+    SecretValue, SetRequest, VerifyReport,
+};
+
+/// One value read: name, scope, version and field.
+#[derive(Clone, Debug, Default)]
+pub struct ValueQuery {
+    /// Secret name.
+    pub name: String,
+    /// Explicit scope.
+    pub scope: Option<Scope>,
+    /// A kept version.
+    pub version: Option<u64>,
+    /// One field instead of the value.
+    pub field: Option<String>,
+}
+
+/// The operations the commands need, named like [`Store`]'s and `Client`'s methods.
+pub trait Backend {
+    /// How requests travel (`direct` or `socket`).
+    fn channel(&self) -> Channel;
+    /// Metadata of the visible secrets.
+    fn list(&self, filter: &ListFilter) -> Result<Vec<SecretMeta>>;
+    /// Metadata and versions of one secret.
+    fn show(&self, name: &str, scope: Option<&Scope>) -> Result<SecretMeta>;
+    /// One value, audited.
+    fn get_value(&self, q: &ValueQuery) -> Result<SecretValue>;
+    /// Create or write a new version.
+    fn set(&self, name: &str, req: SetRequest) -> Result<SecretMeta>;
+    /// Delete a secret.
+    fn delete(&self, name: &str, scope: Option<&Scope>, force: bool) -> Result<()>;
+    /// Re-publish an old version.
+    fn rollback(&self, name: &str, scope: Option<&Scope>, to: u64) -> Result<SecretMeta>;
+    /// Audit records.
+    fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>>;
+    /// Walk the audit chain.
+    fn audit_verify(&self) -> Result<VerifyReport>;
+    /// Every principal and team.
+    fn principals(&self) -> Result<Vec<Principal>>;
+    /// Add or replace a principal; returns its token when one was asked for.
+    fn principal_add(&self, spec: &PrincipalSpec) -> Result<(Principal, Option<SecretBytes>)>;
+    /// Remove a principal or team.
+    fn principal_remove(&self, name: &str) -> Result<()>;
+    /// Add a grant.
+    fn grant(&self, name: &str, grant: &Grant) -> Result<Principal>;
+    /// Remove grants with this pattern.
+    fn revoke(&self, name: &str, pattern: &str) -> Result<Principal>;
+    /// Create a team.
+    fn team_add(&self, team: &str) -> Result<Principal>;
+    /// Add a member to a team.
+    fn team_join(&self, team: &str, member: &str) -> Result<Principal>;
+    /// Remove a member from a team.
+    fn team_leave(&self, team: &str, member: &str) -> Result<Principal>;
+}
+
+/// The store file, opened and unlocked in this process; the actor is the direct owner.
+pub struct Direct {
+    /// The unlocked store.
+    pub store: Store,
+    /// Who acts: [`Actor::direct_owner`].
+    pub actor: Actor,
+}
+
+impl Backend for Direct {
+    fn channel(&self) -> Channel {
+        Channel::Direct
+    }
+    fn list(&self, filter: &ListFilter) -> Result<Vec<SecretMeta>> {
+        self.store.list(&self.actor, filter)
+    }
+    fn show(&self, name: &str, scope: Option<&Scope>) -> Result<SecretMeta> {
+        self.store.show(&self.actor, name, scope)
+    }
+    fn get_value(&self, q: &ValueQuery) -> Result<SecretValue> {
+        let req = ReadRequest {
+            actor: self.actor.clone(),
+            name: q.name.clone(),
+            scope: q.scope.clone(),
+            version: q.version,
+            field: q.field.clone(),
+        };
+        self.store
+            .read_batch(std::slice::from_ref(&req))
+            .pop()
+            .expect("read_batch returns one result per request")
+    }
+    fn set(&self, name: &str, req: SetRequest) -> Result<SecretMeta> {
+        self.store.set(&self.actor, name, req)
+    }
+    fn delete(&self, name: &str, scope: Option<&Scope>, force: bool) -> Result<()> {
+        self.store.delete(&self.actor, name, scope, force)
+    }
+    fn rollback(&self, name: &str, scope: Option<&Scope>, to: u64) -> Result<SecretMeta> {
+        self.store.rollback(&self.actor, name, scope, to)
+    }
+    fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
+        self.store.audit(&self.actor, q)
+    }
+    fn audit_verify(&self) -> Result<VerifyReport> {
+        self.store.audit_verify()
+    }
+    fn principals(&self) -> Result<Vec<Principal>> {
+        self.store.principals(&self.actor)
+    }
+    fn principal_add(&self, spec: &PrincipalSpec) -> Result<(Principal, Option<SecretBytes>)> {
+        self.store.principal_add(&self.actor, spec)
+    }
+    fn principal_remove(&self, name: &str) -> Result<()> {
+        self.store.principal_remove(&self.actor, name)
+    }
+    fn grant(&self, name: &str, grant: &Grant) -> Result<Principal> {
+        self.store.grant(&self.actor, name, grant)
+    }
+    fn revoke(&self, name: &str, pattern: &str) -> Result<Principal> {
+        self.store.revoke(&self.actor, name, pattern)
+    }
+    fn team_add(&self, team: &str) -> Result<Principal> {
+        self.store.team_add(&self.actor, team)
+    }
+    fn team_join(&self, team: &str, member: &str) -> Result<Principal> {
+        self.store.team_join(&self.actor, team, member)
+    }
+    fn team_leave(&self, team: &str, member: &str) -> Result<Principal> {
+        self.store.team_leave(&self.actor, team, member)
+    }
+}

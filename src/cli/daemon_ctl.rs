@@ -1,0 +1,160 @@
+//! Daemon control: finding the daemon, `daemon`, `status`, `lock`, `unlock`.
+
+use super::Ctx;
+use super::backend::Backend;
+use super::output::{self, opt, ts};
+use super::remote::Remote;
+use super::unlock;
+use crate::client::{Client, daemon_answers};
+use crate::error::{Error, Result};
+use crate::protocol::Status;
+use crate::store::UnlockSecret;
+use crate::types::SecretBytes;
+
+/// The environment variable an agent may set to send its bearer token (never a flag: argv is
+/// visible to every user of the host).
+pub const TOKEN_ENV: &str = "TRESOR_TOKEN";
+
+fn client(ctx: &Ctx) -> Result<Client> {
+    let c = Client::new(ctx.socket_path())?;
+    match std::env::var_os(TOKEN_ENV) {
+        Some(t) => c.with_token(&SecretBytes::new(t.into_encoded_bytes())),
+        None => Ok(c),
+    }
+}
+
+/// The daemon, when one answers on the socket.
+pub(super) fn connect(ctx: &Ctx) -> Result<Option<Box<dyn Backend>>> {
+    if !daemon_answers(&ctx.socket_path()) {
+        return Ok(None);
+    }
+    Ok(Some(Box::new(Remote {
+        client: client(ctx)?,
+    })))
+}
+
+/// The client of a daemon that must be running (`lock`, `unlock`).
+fn running(ctx: &Ctx) -> Result<Client> {
+    let socket = ctx.socket_path();
+    if daemon_answers(&socket) {
+        return client(ctx);
+    }
+    Err(Error::not_found(
+        "daemon",
+        format!(
+            "nothing answers on {}; start one with `tresor daemon`",
+            socket.display()
+        ),
+    ))
+}
+
+fn print_status(ctx: &Ctx, s: &Status) -> Result<()> {
+    if ctx.json() {
+        return output::print_json(s);
+    }
+    let rows = [
+        (
+            "daemon",
+            format!("running on {}", ctx.socket_path().display()),
+        ),
+        (
+            "store",
+            if s.locked { "locked" } else { "unlocked" }.to_owned(),
+        ),
+        ("since", ts(s.since)),
+        ("store id", s.store_id.clone()),
+        ("secrets", opt(s.secrets)),
+        ("you are", opt(s.principal.as_deref())),
+        ("role", opt(s.role)),
+        ("version", format!("{} (API v{})", s.version, s.api)),
+    ];
+    output::print_table(&output::pairs(&rows), "")
+}
+
+/// `status`: the daemon's view when one answers, else what the file says without a key.
+pub(super) fn status(ctx: &Ctx) -> Result<()> {
+    let socket = ctx.socket_path();
+    if !ctx.global().direct && daemon_answers(&socket) {
+        return print_status(ctx, &client(ctx)?.status()?);
+    }
+    let locked = ctx.open_locked()?;
+    let slots = locked.keyslots()?;
+    let insecure = locked.is_insecure();
+    if ctx.json() {
+        return output::print_json(&serde_json::json!({
+            "daemon": false,
+            "socket": socket.display().to_string(),
+            "store": locked.path().display().to_string(),
+            "store_id": locked.store_id(),
+            "version": locked.header().version,
+            "locked": true,
+            "keyslots": slots.len(),
+            "insecure_kdf": insecure,
+        }));
+    }
+    let rows = [
+        (
+            "daemon",
+            format!("not running (nothing answers on {})", socket.display()),
+        ),
+        ("store", locked.path().display().to_string()),
+        ("store id", locked.store_id()),
+        ("format", format!("version {}", locked.header().version)),
+        ("keyslots", slots.len().to_string()),
+        (
+            "kdf",
+            if insecure {
+                "insecure (tests only)"
+            } else {
+                "argon2id"
+            }
+            .to_owned(),
+        ),
+    ];
+    output::print_table(&output::pairs(&rows), "")
+}
+
+/// `lock`: the daemon drops its keys and exits.
+pub(super) fn lock(ctx: &Ctx) -> Result<()> {
+    let s = running(ctx)?.lock()?;
+    if ctx.json() {
+        return output::print_json(&s);
+    }
+    eprintln!("locked");
+    Ok(())
+}
+
+/// `unlock`: sends a passphrase to the daemon (its API unlocks with passphrases only).
+pub(super) fn unlock(ctx: &Ctx) -> Result<()> {
+    let c = running(ctx)?;
+    let secret = unlock::unlock_secret(ctx.global(), &ctx.store_path())?;
+    let UnlockSecret::Passphrase(p) = secret else {
+        return Err(Error::invalid(
+            "unlock source",
+            "the daemon unlocks with a passphrase; to use a key file, start it with \
+             `tresor daemon --keyfile PATH`",
+        ));
+    };
+    let s = c.unlock(&p)?;
+    if ctx.json() {
+        return output::print_json(&s);
+    }
+    eprintln!("unlocked");
+    Ok(())
+}
+
+/// `daemon`: runs tresord in this process. The global `--store`, `--socket` and unlock
+/// sources apply when the subcommand does not repeat them.
+#[cfg(feature = "daemon")]
+pub(super) fn daemon(ctx: &Ctx, args: &crate::daemon::DaemonArgs) -> Result<()> {
+    let g = ctx.global();
+    let mut args = args.clone();
+    args.store = args.store.or_else(|| g.store.clone());
+    args.socket = args.socket.or_else(|| g.socket.clone());
+    if args.passphrase_fd.is_none() && args.passphrase_file.is_none() && args.keyfile.is_none() {
+        args.passphrase_fd = g.passphrase_fd;
+        args.passphrase_file.clone_from(&g.passphrase_file);
+        args.keyfile.clone_from(&g.keyfile);
+    }
+    crate::daemon::main_with_args(&args)
+}

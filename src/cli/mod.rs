@@ -1,0 +1,144 @@
+//! The `tresor` command-line interface (feature `cli`).
+//!
+//! ```text
+//! args        clap definitions (the whole command line, no logic)
+//! backend     Backend: the operations commands need; Direct (Store + owner Actor)
+//! remote      Backend over tresor::Client (the daemon)
+//! unlock      unlock sources: --keyfile, --passphrase-file, --passphrase-fd,
+//!             TRESOR_PASSPHRASE, a no-echo prompt
+//! output      tables (comfy-table) and --json
+//! secrets     set get ls show rm history rollback
+//! keys        init passwd keyslot rekey backup
+//! audit       audit, audit verify
+//! principals  principal, team
+//! daemon_ctl  daemon status lock unlock
+//! ```
+//!
+//! Values reach stdout only through `get` (and tokens and recovery keys, once, when made).
+//!
+//! Commands go to the daemon when one answers on the socket (an agent sends its token from
+//! `TRESOR_TOKEN`), else to the file. `init`, `passwd`, `keyslot`, `rekey` and `backup` always
+//! work on the file: the daemon's API has no endpoints for them.
+
+pub mod args;
+mod audit;
+pub mod backend;
+mod daemon_ctl;
+mod keys;
+mod output;
+mod principals;
+mod remote;
+mod secrets;
+mod unlock;
+
+use std::path::{Path, PathBuf};
+
+use clap::CommandFactory;
+
+pub use args::Cli;
+use args::{Command, GlobalArgs};
+use backend::{Backend, Direct};
+
+use crate::error::Result;
+use crate::store::{LockedStore, Store};
+use crate::types::Actor;
+
+/// Runs one parsed command line.
+///
+/// # Errors
+/// Whatever the command ran into; the binary prints it and exits with
+/// [`Error::exit_code`](crate::Error::exit_code).
+pub fn run(cli: Cli) -> Result<()> {
+    let ctx = Ctx { global: cli.global };
+    match &cli.command {
+        Command::Init(a) => keys::init(&ctx, a),
+        Command::Set(a) => secrets::set(&ctx, a),
+        Command::Get(a) => secrets::get(&ctx, a),
+        Command::Ls(a) => secrets::ls(&ctx, a),
+        Command::Show(a) => secrets::show(&ctx, a),
+        Command::Rm(a) => secrets::rm(&ctx, a),
+        Command::History(a) => secrets::history(&ctx, a),
+        Command::Rollback(a) => secrets::rollback(&ctx, a),
+        Command::Passwd(a) => keys::passwd(&ctx, a),
+        Command::Keyslot(c) => keys::keyslot(&ctx, c),
+        Command::Rekey => keys::rekey(&ctx),
+        Command::Backup(a) => keys::backup(&ctx, a),
+        Command::Audit(a) => audit::audit(&ctx, a),
+        Command::Principal(c) => principals::principal(&ctx, c),
+        Command::Team(c) => principals::team(&ctx, c),
+        #[cfg(feature = "daemon")]
+        Command::Daemon(a) => daemon_ctl::daemon(&ctx, a),
+        Command::Status => daemon_ctl::status(&ctx),
+        Command::Lock => daemon_ctl::lock(&ctx),
+        Command::Unlock => daemon_ctl::unlock(&ctx),
+        Command::Completions(a) => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(a.shell, &mut cmd, "tresor", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}
+
+/// Prints the warning every open of an `--insecure-kdf` store gets.
+fn warn_insecure(path: &Path) {
+    eprintln!(
+        "warning: {} uses insecure key derivation parameters (--insecure-kdf); anyone with the \
+         file can guess its passphrase quickly. Use such stores for tests only.",
+        path.display()
+    );
+}
+
+/// What every command gets: the global options, and the ways to reach the store.
+struct Ctx {
+    global: GlobalArgs,
+}
+
+impl Ctx {
+    fn global(&self) -> &GlobalArgs {
+        &self.global
+    }
+
+    fn json(&self) -> bool {
+        self.global.json
+    }
+
+    /// `--store`, `TRESOR_STORE`, else the default location.
+    fn store_path(&self) -> PathBuf {
+        crate::paths::store_path(self.global.store.clone())
+    }
+
+    /// `--socket`, `TRESOR_SOCKET`, else the default location.
+    fn socket_path(&self) -> PathBuf {
+        crate::paths::socket_path(self.global.socket.clone())
+    }
+
+    /// Opens the store file, locked, warning when it is insecure.
+    fn open_locked(&self) -> Result<LockedStore> {
+        let path = self.store_path();
+        let locked = Store::open(&path)?;
+        if locked.is_insecure() {
+            warn_insecure(&path);
+        }
+        Ok(locked)
+    }
+
+    /// Opens and unlocks the store file in this process, acting as its owner.
+    fn open_direct(&self) -> Result<Direct> {
+        let locked = self.open_locked()?;
+        let secret = unlock::unlock_secret(&self.global, locked.path())?;
+        let actor = Actor::direct_owner();
+        let store = locked.unlock(&secret, &actor)?;
+        Ok(Direct { store, actor })
+    }
+
+    /// The daemon when one answers on the socket (and `--direct` was not given), else the
+    /// file.
+    fn backend(&self) -> Result<Box<dyn Backend>> {
+        if !self.global.direct
+            && let Some(client) = daemon_ctl::connect(self)?
+        {
+            return Ok(client);
+        }
+        Ok(Box::new(self.open_direct()?))
+    }
+}
