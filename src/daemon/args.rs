@@ -45,7 +45,8 @@ pub struct DaemonArgs {
     /// Unlock at start with this key file
     #[arg(long, value_name = "PATH", group = "unlock")]
     pub keyfile: Option<PathBuf>,
-    /// Create the store with the given passphrase when it does not exist yet
+    /// Create the store when it does not exist yet, with the passphrase from --passphrase-fd,
+    /// --passphrase-file or (on a terminal) a prompt; on later runs, prompt to unlock it
     #[arg(long)]
     pub init: bool,
     /// With --init: instant KDF parameters, for tests only (recorded in the file, warned about)
@@ -123,9 +124,43 @@ fn read_source(args: &DaemonArgs) -> Result<Option<UnlockSecret>> {
     Ok(None)
 }
 
+/// Asks for a passphrase on the terminal without echo (twice when `confirm`). `None` when
+/// stdin is not a terminal.
+fn prompt_passphrase(confirm: bool) -> Result<Option<UnlockSecret>> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return Ok(None);
+    }
+    let ask = |prompt: &str| {
+        rpassword::prompt_password(prompt)
+            .map(|s| Passphrase::new(s.into_bytes()))
+            .map_err(|e| Error::internal("cannot read the passphrase from the terminal", e))
+    };
+    let first = ask(if confirm {
+        "New passphrase: "
+    } else {
+        "Passphrase: "
+    })?;
+    if confirm {
+        if first.expose().is_empty() {
+            return Err(Error::invalid(
+                "passphrase",
+                "an empty passphrase protects nothing",
+            ));
+        }
+        if ask("Repeat the passphrase: ")? != first {
+            return Err(Error::invalid("passphrase", "the two passphrases differ"));
+        }
+    }
+    Ok(Some(UnlockSecret::Passphrase(first)))
+}
+
 /// Opens the store, creating it first with `--init`, and unlocks it when a source is given.
 fn open_store(args: &DaemonArgs, path: &Path) -> Result<super::Opened> {
-    let secret = read_source(args)?;
+    let mut secret = read_source(args)?;
+    if secret.is_none() && args.init {
+        secret = prompt_passphrase(!path.exists())?;
+    }
     let owner = Actor::direct_owner();
     if !path.exists() {
         if !args.init {
@@ -134,7 +169,7 @@ fn open_store(args: &DaemonArgs, path: &Path) -> Result<super::Opened> {
         let Some(UnlockSecret::Passphrase(pass)) = &secret else {
             return Err(Error::invalid(
                 "init",
-                "--init needs the new passphrase from --passphrase-fd or --passphrase-file",
+                "--init needs the new passphrase from a terminal, --passphrase-fd or --passphrase-file",
             ));
         };
         let kdf = if args.insecure_kdf {
