@@ -619,7 +619,7 @@ impl Store {
             (g.0, g.1.clone())
         };
         let txn = self.db.begin_write()?;
-        let removed = records::rekey_all(self, &new_keys, &txn, progress)?;
+        records::rekey_all(self, &new_keys, &txn, progress)?;
         let removed_slots = {
             let mut slots = txn.open_table(KEYSLOTS)?;
             let mut ids = Vec::new();
@@ -650,7 +650,6 @@ impl Store {
             slots.insert(slot_id, slot.encode().as_slice())?;
             ids
         };
-        let _ = removed;
         let old_keys = std::mem::replace(&mut self.keys, new_keys);
         let entry = Entry::new(actor, Action::Rekey, Outcome::Ok)
             .named(format!("removed slots {removed_slots:?}"));
