@@ -800,11 +800,11 @@ impl LockedStore {
         // the work), but it does not stop the other slots from being tried.
         let mut out_of_range = None;
         for (id, slot) in slots.iter().filter(|(_, s)| s.kind == secret.kind()) {
-            if let Some(p) = &slot.kdf {
-                if p.check(self.header.insecure_kdf()).is_err() {
-                    out_of_range.get_or_insert(*id);
-                    continue;
-                }
+            if let Some(p) = &slot.kdf
+                && p.check(self.header.insecure_kdf()).is_err()
+            {
+                out_of_range.get_or_insert(*id);
+                continue;
             }
             let kek = secret.kek(&slot.salt, slot.kdf.as_ref())?;
             if let Some(dk) = slot.unwrap_key(&kek, &header_bytes, *id) {
