@@ -251,7 +251,6 @@ impl Store {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(AUDIT)?;
         let mut prev = AuditLayout::genesis(&self.keys.audit, id);
-        let mut expected = 1u64;
         let mut records = 0u64;
         let broken = |seq: u64, records: u64| {
             Ok(VerifyReport {
@@ -260,7 +259,7 @@ impl Store {
                 first_broken_seq: Some(seq),
             })
         };
-        for row in table.iter()? {
+        for (expected, row) in (1u64..).zip(table.iter()?) {
             let (k, v) = row?;
             let seq = k.value();
             if seq != expected {
@@ -280,7 +279,6 @@ impl Store {
             }
             prev = mac;
             records += 1;
-            expected += 1;
         }
         let meta = txn.open_table(META)?;
         let head = meta.get(HEAD)?;

@@ -156,9 +156,12 @@ mod tests {
         }
     }
 
+    type Case<'a> = (&'a Principal, Op, Option<(&'a Scope, &'a str)>, bool);
+
     /// Every role × op × scope, with the expected answer.
     #[test]
     fn table() {
+        use Op::{Admin, ReadMeta, ReadValue, Write};
         let now: Timestamp = "2026-11-21T00:00:00Z".parse().expect("ts");
         let past: Timestamp = "2026-01-01T00:00:00Z".parse().expect("ts");
         let future: Timestamp = "2027-01-01T00:00:00Z".parse().expect("ts");
@@ -180,8 +183,7 @@ mod tests {
         );
         let team_p = principal(PrincipalKind::Team, vec![]);
         let teams = vec!["ops".to_string()];
-        use Op::*;
-        let cases: Vec<(&Principal, Op, Option<(&Scope, &str)>, bool)> = vec![
+        let cases: Vec<Case<'_>> = vec![
             (&owner, ReadValue, Some((&org, "x")), true),
             (&owner, ReadValue, Some((&you, "x")), true),
             (&owner, Write, Some((&other_team, "x")), true),

@@ -88,7 +88,9 @@ fn one_record_per_read_and_per_change() {
     // Metadata reads are not audited.
     let n = all(&store).len();
     store.show(&owner(), "k", None).unwrap();
-    store.list(&owner(), &Default::default()).unwrap();
+    store
+        .list(&owner(), &tresor::ListFilter::default())
+        .unwrap();
     assert_eq!(all(&store).len(), n);
 
     let n = all(&store).len();

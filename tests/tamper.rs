@@ -90,7 +90,13 @@ fn swapped_values_fail_to_open() {
     assert_integrity(read(&store, "alpha"), "values");
     assert_integrity(read(&store, "beta"), "values");
     // Metadata is untouched and still lists.
-    assert_eq!(store.list(&owner(), &Default::default()).unwrap().len(), 2);
+    assert_eq!(
+        store
+            .list(&owner(), &tresor::ListFilter::default())
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[test]
@@ -104,7 +110,10 @@ fn swapped_metadata_fails_to_open() {
     edit(&t.path, Table::Secrets, &swapped, &[]);
     let store = t.unlock();
     assert_integrity(read(&store, "alpha"), "secrets");
-    assert_integrity(store.list(&owner(), &Default::default()), "secrets");
+    assert_integrity(
+        store.list(&owner(), &tresor::ListFilter::default()),
+        "secrets",
+    );
 }
 
 #[test]
@@ -171,7 +180,10 @@ fn flipped_bits_in_secrets_are_integrity_errors() {
         let store = t.unlock();
         let label = assert_integrity(read(&store, "alpha"), "secrets");
         assert!(!label.is_empty(), "{what}: the record is named");
-        assert_integrity(store.list(&owner(), &Default::default()), "secrets");
+        assert_integrity(
+            store.list(&owner(), &tresor::ListFilter::default()),
+            "secrets",
+        );
         assert_eq!(read(&store, "beta").unwrap(), b"beta-value", "{what}");
     });
     assert_eq!(read(&t.unlock(), "alpha").unwrap(), b"alpha-value");

@@ -23,6 +23,9 @@ fuzz_target!(|data: &[u8]| {
         }
         // An arbitrary slot never unwraps under a key the fuzzer cannot know.
         let kek = tresor::crypto::Key::from_bytes([0x42; 32]);
-        assert!(slot.unwrap_key(&kek, &data[..data.len().min(28)], id).is_none());
+        assert!(
+            slot.unwrap_key(&kek, &data[..data.len().min(28)], id)
+                .is_none()
+        );
     }
 });

@@ -15,11 +15,23 @@ use tresor::{
 
 #[derive(Arbitrary, Debug)]
 enum Op {
-    Set { name: Name, value: Vec<u8>, max_versions: Option<u8> },
+    Set {
+        name: Name,
+        value: Vec<u8>,
+        max_versions: Option<u8>,
+    },
     SetMany(Vec<(Name, Vec<u8>)>),
-    Get { name: Name, back: Option<u8> },
-    Delete { name: Name },
-    Rollback { name: Name, back: u8 },
+    Get {
+        name: Name,
+        back: Option<u8>,
+    },
+    Delete {
+        name: Name,
+    },
+    Rollback {
+        name: Name,
+        back: u8,
+    },
     Reopen,
 }
 
@@ -56,7 +68,11 @@ impl Secret {
 }
 
 fn set(model: &mut BTreeMap<String, Secret>, name: String, v: Vec<u8>, max: Option<u32>) {
-    let s = model.entry(name).or_insert(Secret { versions: BTreeMap::new(), current: 0, max: 10 });
+    let s = model.entry(name).or_insert(Secret {
+        versions: BTreeMap::new(),
+        current: 0,
+        max: 10,
+    });
     if let Some(m) = max {
         s.max = m;
     }
@@ -84,7 +100,11 @@ fuzz_target!(|ops: Vec<Op>| {
     for op in &ops {
         let s = store.as_ref().unwrap();
         match op {
-            Op::Set { name, value, max_versions } => {
+            Op::Set {
+                name,
+                value,
+                max_versions,
+            } => {
                 let n = name.get();
                 let max = max_versions.map(|m| u32::from(m % 5) + 1);
                 match s.set(&me, &n, req(value, max)) {
@@ -108,7 +128,9 @@ fuzz_target!(|ops: Vec<Op>| {
                         }
                     }
                     Err(Error::InvalidArgument { .. }) => assert!(
-                        items.iter().any(|(n, v)| v.is_empty() || validate_name(&n.get()).is_err())
+                        items
+                            .iter()
+                            .any(|(n, v)| v.is_empty() || validate_name(&n.get()).is_err())
                     ),
                     Err(e) => panic!("set_many: {e}"),
                 }
@@ -116,7 +138,8 @@ fuzz_target!(|ops: Vec<Op>| {
             Op::Get { name, back } => {
                 let n = name.get();
                 let want = model.get(&n);
-                let version = back.map(|b| want.map_or(1, |w| w.current.saturating_sub(u64::from(b))));
+                let version =
+                    back.map(|b| want.map_or(1, |w| w.current.saturating_sub(u64::from(b))));
                 let expected = want.and_then(|w| w.versions.get(&version.unwrap_or(w.current)));
                 match (s.get_value(&me, &n, None, version), expected) {
                     (Ok(v), Some(e)) => assert!(v.value.expose() == e.as_slice(), "wrong value"),
@@ -140,7 +163,9 @@ fuzz_target!(|ops: Vec<Op>| {
             Op::Rollback { name, back } => {
                 let n = name.get();
                 let entry = model.get_mut(&n);
-                let to = entry.as_ref().map_or(1, |w| w.current.saturating_sub(u64::from(*back)));
+                let to = entry
+                    .as_ref()
+                    .map_or(1, |w| w.current.saturating_sub(u64::from(*back)));
                 let got = s.rollback(&me, &n, None, to);
                 match entry.and_then(|w| w.versions.get(&to).cloned().map(|v| (w, v))) {
                     Some((w, v)) => {
@@ -156,7 +181,11 @@ fuzz_target!(|ops: Vec<Op>| {
             Op::Reopen => {
                 drop(store.take());
                 let locked = Store::open(&path).unwrap();
-                store = Some(locked.unlock(&UnlockSecret::Passphrase(pass.clone()), &me).unwrap());
+                store = Some(
+                    locked
+                        .unlock(&UnlockSecret::Passphrase(pass.clone()), &me)
+                        .unwrap(),
+                );
             }
         }
     }

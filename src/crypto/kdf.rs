@@ -117,6 +117,8 @@ pub fn derive(passphrase: &[u8], salt: &[u8], params: &KdfParams) -> Result<Key>
 ///
 /// # Errors
 /// `Internal` when Argon2 fails.
+// The casts convert positive factors (> 1, checked above them) of in-range parameters.
+#[allow(clippy::cast_sign_loss)]
 pub fn calibrate(target: Duration) -> Result<KdfParams> {
     let base = KdfParams::MIN;
     let start = Instant::now();

@@ -50,6 +50,7 @@ impl Key {
     }
 
     /// Derives a subkey for one purpose. `label` must be unique per purpose.
+    #[must_use]
     pub fn derive(&self, label: &str) -> Self {
         Self(blake3::derive_key(label, &self.0))
     }

@@ -350,11 +350,7 @@ impl Store {
         let salt = random_salt()?;
         let (kind, params, secret, shown) = match new {
             NewKeyslot::Passphrase(p, kdf) => {
-                let params = if self.header.insecure_kdf() && kdf == KdfChoice::Insecure {
-                    crate::crypto::kdf::INSECURE
-                } else {
-                    kdf.resolve()?
-                };
+                let params = self.new_slot_params(kdf)?;
                 (
                     KeyslotKind::Passphrase,
                     Some(params),
@@ -452,11 +448,7 @@ impl Store {
     ) -> Result<()> {
         self.authorize_admin(actor, Action::Passwd, "passphrase")?;
         let dk = self.data_key()?;
-        let params = if self.header.insecure_kdf() && *kdf == KdfChoice::Insecure {
-            crate::crypto::kdf::INSECURE
-        } else {
-            kdf.resolve()?
-        };
+        let params = self.new_slot_params(*kdf)?;
         let salt = random_salt()?;
         let kek = UnlockSecret::Passphrase(new.clone()).kek(&salt, Some(&params))?;
         let used = self.read_slot().0;
@@ -494,6 +486,20 @@ impl Store {
             *self.unlocked_slot.write().map_err(|_| poisoned())? = (id, kek);
         }
         Ok(())
+    }
+
+    /// Argon2id parameters for a new passphrase slot. The insecure choice is only for stores
+    /// created with `--insecure-kdf`: unlock refuses below-floor parameters in any other store,
+    /// so such a slot could never open it (and `passwd` would lock the owner out).
+    fn new_slot_params(&self, kdf: KdfChoice) -> Result<KdfParams> {
+        match kdf {
+            KdfChoice::Insecure if !self.header.insecure_kdf() => Err(Error::invalid(
+                "kdf",
+                "--insecure-kdf is only for stores created with it; this store uses Argon2id \
+                 at or above m = 64 MiB, t = 3",
+            )),
+            other => other.resolve(),
+        }
     }
 
     fn read_slot(&self) -> std::sync::RwLockReadGuard<'_, (u32, Key)> {
@@ -619,7 +625,7 @@ impl Store {
             (g.0, g.1.clone())
         };
         let txn = self.db.begin_write()?;
-        let removed = records::rekey_all(self, &new_keys, &txn, progress)?;
+        records::rekey_all(self, &new_keys, &txn, progress)?;
         let removed_slots = {
             let mut slots = txn.open_table(KEYSLOTS)?;
             let mut ids = Vec::new();
@@ -650,7 +656,6 @@ impl Store {
             slots.insert(slot_id, slot.encode().as_slice())?;
             ids
         };
-        let _ = removed;
         let old_keys = std::mem::replace(&mut self.keys, new_keys);
         let entry = Entry::new(actor, Action::Rekey, Outcome::Ok)
             .named(format!("removed slots {removed_slots:?}"));
@@ -791,14 +796,15 @@ impl LockedStore {
             v
         };
         let mut found = None;
+        // A slot whose parameters are out of range is never run (a hostile file must not pick
+        // the work), but it does not stop the other slots from being tried.
+        let mut out_of_range = None;
         for (id, slot) in slots.iter().filter(|(_, s)| s.kind == secret.kind()) {
-            if let Some(p) = &slot.kdf {
-                p.check(self.header.insecure_kdf()).map_err(|_| {
-                    Error::integrity(
-                        "keyslots",
-                        format!("slot {id} (kdf parameters out of range)"),
-                    )
-                })?;
+            if let Some(p) = &slot.kdf
+                && p.check(self.header.insecure_kdf()).is_err()
+            {
+                out_of_range.get_or_insert(*id);
+                continue;
             }
             let kek = secret.kek(&slot.salt, slot.kdf.as_ref())?;
             if let Some(dk) = slot.unwrap_key(&kek, &header_bytes, *id) {
@@ -807,6 +813,12 @@ impl LockedStore {
             }
         }
         let Some((id, kek, dk)) = found else {
+            if let Some(id) = out_of_range {
+                return Err(Error::integrity(
+                    "keyslots",
+                    format!("slot {id} (kdf parameters out of range)"),
+                ));
+            }
             self.stage_attempt(actor, Outcome::Denied)?;
             return Err(Error::WrongPassphrase);
         };

@@ -220,10 +220,10 @@ impl Store {
     pub(crate) fn principal_for(&self, actor: &Actor) -> Result<(Principal, Vec<String>)> {
         let cache = self.principals.read().map_err(|_| poisoned())?;
         let teams = cache.teams_of(&actor.principal);
-        if let Some(rec) = cache.by_name.get(&actor.principal) {
-            if rec.kind != PrincipalKind::Team {
-                return Ok((rec.to_public(), teams));
-            }
+        if let Some(rec) = cache.by_name.get(&actor.principal)
+            && rec.kind != PrincipalKind::Team
+        {
+            return Ok((rec.to_public(), teams));
         }
         if actor.channel == Channel::Direct && actor.role == Some(Role::Owner) {
             return Ok((
@@ -501,7 +501,7 @@ impl Store {
             rec.grants.push(GrantRec {
                 pattern: grant.pattern.clone(),
                 scope: grant.scope.clone(),
-                expires: grant.expires.map(|t| t.as_microsecond()),
+                expires: grant.expires.map(jiff::Timestamp::as_microsecond),
             });
             Ok(Some(rec))
         })?;

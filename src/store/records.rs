@@ -181,7 +181,7 @@ pub(crate) fn rekey_all(
     let mut done = 0u64;
     let mut tick = |done: &mut u64| {
         *done += 1;
-        if *done % 256 == 0 || *done == total {
+        if (*done).is_multiple_of(256) || *done == total {
             progress(*done, total);
         }
     };

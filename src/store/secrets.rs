@@ -441,7 +441,7 @@ impl Store {
             .enumerate()
             .map(|(i, (name, req))| (i, self.secret_hash(&req.scope, &name), name, req))
             .collect();
-        items.sort_by(|a, b| a.1.cmp(&b.1));
+        items.sort_by_key(|a| a.1);
         let txn = self.db.begin_write()?;
         let mut metas = Vec::with_capacity(if want_meta { items.len() } else { 0 });
         let mut entries = Vec::with_capacity(items.len());
@@ -637,9 +637,9 @@ impl Store {
                 None => false,
             };
             if present {
-                out.present.push(full.clone())
+                out.present.push(full.clone());
             } else {
-                out.missing.push(full.clone())
+                out.missing.push(full.clone());
             }
         }
         Ok(out)
@@ -647,13 +647,13 @@ impl Store {
 }
 
 fn validate_request(req: &SetRequest) -> Result<()> {
-    if let Some(v) = req.max_versions {
-        if !(1..=MAX_MAX_VERSIONS).contains(&v) {
-            return Err(Error::invalid(
-                "max_versions",
-                format!("{v} is outside 1..={MAX_MAX_VERSIONS}"),
-            ));
-        }
+    if let Some(v) = req.max_versions
+        && !(1..=MAX_MAX_VERSIONS).contains(&v)
+    {
+        return Err(Error::invalid(
+            "max_versions",
+            format!("{v} is outside 1..={MAX_MAX_VERSIONS}"),
+        ));
     }
     for k in req.fields.keys() {
         if k.is_empty()
@@ -715,32 +715,31 @@ fn apply_set(
     } else {
         None
     };
-    let mut rec = match existing {
-        Some(r) => r,
-        None => {
-            if new_value.is_none() {
-                return Err(Error::invalid(
-                    "value",
-                    format!("{name} does not exist yet; a new secret needs a value or fields"),
-                ));
-            }
-            SecretRec {
-                name: name.to_owned(),
-                scope: req.scope.clone(),
-                stype: req.secret_type.unwrap_or_default(),
-                description: None,
-                integration: None,
-                meta: BTreeMap::new(),
-                created_at: now,
-                created_by: by.to_owned(),
-                updated_at: now,
-                updated_by: by.to_owned(),
-                last_used: None,
-                version: 0,
-                max_versions: DEFAULT_MAX_VERSIONS,
-                max_age_days: None,
-                versions: Vec::new(),
-            }
+    let mut rec = if let Some(r) = existing {
+        r
+    } else {
+        if new_value.is_none() {
+            return Err(Error::invalid(
+                "value",
+                format!("{name} does not exist yet; a new secret needs a value or fields"),
+            ));
+        }
+        SecretRec {
+            name: name.to_owned(),
+            scope: req.scope.clone(),
+            stype: req.secret_type.unwrap_or_default(),
+            description: None,
+            integration: None,
+            meta: BTreeMap::new(),
+            created_at: now,
+            created_by: by.to_owned(),
+            updated_at: now,
+            updated_by: by.to_owned(),
+            last_used: None,
+            version: 0,
+            max_versions: DEFAULT_MAX_VERSIONS,
+            max_age_days: None,
+            versions: Vec::new(),
         }
     };
     if let Some(t) = req.secret_type {
@@ -760,7 +759,7 @@ fn apply_set(
         rec.max_versions = m;
     }
     rec.updated_at = now;
-    rec.updated_by = by.to_owned();
+    by.clone_into(&mut rec.updated_by);
     if let Some(v) = &new_value {
         rec.version += 1;
         rec.versions.push(VersionRec {
