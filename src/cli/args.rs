@@ -261,7 +261,8 @@ pub struct RollbackArgs {
         any other KEY=value line is passed through as it is (and not masked).\n\n\
         Values go to the child's environment only, never its arguments. Unless --no-mask, the \
         child's stdout and stderr are pipes: every injected value of 4 bytes or more is \
-        replaced with *** as the output streams through (the child then sees no terminal). \
+        replaced with *** as the output streams through (the child then sees no terminal; a \
+        background process still holding the pipes once the command has exited is cut off). \
         SIGINT, SIGTERM and SIGHUP are forwarded to the child. The exit code is the child's, \
         128+N when it died of signal N, 127 when the command is not found. TRESOR_PASSPHRASE \
         is removed from the child's environment."

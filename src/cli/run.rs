@@ -11,10 +11,12 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitCode, ExitStatus, Stdio};
+use std::time::Duration;
 
 use rustix::process::{Pid, Signal, kill_process};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
 use zeroize::Zeroizing;
 
 use super::Ctx;
@@ -25,6 +27,11 @@ use super::{dotenv, unlock};
 use crate::error::{Error, Result};
 use crate::protocol::{EnvItem, EnvSpec, env_var_name};
 use crate::types::SecretBytes;
+
+/// After the child exits, its output is relayed until its pipes have been quiet this long: what
+/// it wrote before exiting is already in the pipe, and a background process it left holding
+/// the pipes must not keep us waiting.
+const DRAIN_IDLE: Duration = Duration::from_millis(200);
 
 /// What the child's environment gets besides ours.
 #[derive(Default)]
@@ -184,13 +191,16 @@ async fn supervise(
             });
         }
     };
+    let (exited, exit_seen) = watch::channel(false);
     let mut pumps = Vec::new();
     if let Some([m_out, m_err]) = maskers {
         if let Some(out) = child.stdout.take() {
-            pumps.push(tokio::spawn(pump(out, tokio::io::stdout(), m_out)));
+            let p = pump(out, tokio::io::stdout(), m_out, exit_seen.clone());
+            pumps.push(tokio::spawn(p));
         }
         if let Some(err) = child.stderr.take() {
-            pumps.push(tokio::spawn(pump(err, tokio::io::stderr(), m_err)));
+            let p = pump(err, tokio::io::stderr(), m_err, exit_seen);
+            pumps.push(tokio::spawn(p));
         }
     }
     let status = loop {
@@ -205,18 +215,37 @@ async fn supervise(
             let _ = kill_process(pid, sig);
         }
     };
+    exited.send_replace(true);
     for p in pumps {
         let _ = p.await;
     }
     Ok(exit_code(status))
 }
 
-/// Copies `from` to `to` through `m` until the end. When writing fails (our stdout was
-/// closed) it stops reading, so the child finds its pipe closed as it would without us.
-async fn pump(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin, mut m: Masker) {
+/// Copies `from` to `to` through `m` until the end, or until [`DRAIN_IDLE`] of quiet once
+/// `exited` turns true. When writing fails (our stdout was closed) it stops reading, so the
+/// child finds its pipe closed as it would without us.
+async fn pump(
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
+    mut m: Masker,
+    mut exited: watch::Receiver<bool>,
+) {
     let mut buf = Zeroizing::new(vec![0u8; 16 * 1024]);
     loop {
-        let n = match from.read(&mut buf[..]).await {
+        let read = if *exited.borrow() {
+            match tokio::time::timeout(DRAIN_IDLE, from.read(&mut buf[..])).await {
+                Ok(r) => r,
+                Err(_) => break,
+            }
+        } else {
+            tokio::select! {
+                r = from.read(&mut buf[..]) => r,
+                // Reads are cancel-safe: nothing read is lost by starting over.
+                _ = exited.changed() => continue,
+            }
+        };
+        let n = match read {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
