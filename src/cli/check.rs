@@ -21,15 +21,15 @@ struct Requirements {
     #[serde(default)]
     required: Vec<Spanned<String>>,
     #[serde(default)]
-    secret: Vec<Spanned<Required>>,
+    secret: Vec<Required>,
 }
 
 /// One `[[secret]]` table.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Required {
-    name: String,
-    scope: Option<String>,
+    name: Spanned<String>,
+    scope: Option<Spanned<String>>,
     field: Option<String>,
 }
 
@@ -73,19 +73,21 @@ fn read_requirements(path: &Path) -> Result<Vec<Reference>> {
     for name in &req.required {
         out.push(parse_name(name.get_ref()).map_err(|e| at(name.span().start, reason(&e)))?);
     }
-    for s in &req.secret {
-        let line = s.span().start;
-        let r = s.get_ref();
+    for r in &req.secret {
         let scope = r
             .scope
-            .as_deref()
-            .map(str::parse::<Scope>)
-            .transpose()
-            .map_err(|e| at(line, reason(&e)))?;
-        let mut full = r.name.clone();
+            .as_ref()
+            .map(|s| {
+                s.get_ref()
+                    .parse::<Scope>()
+                    .map_err(|e| at(s.span().start, reason(&e)))
+            })
+            .transpose()?;
+        let mut full = r.name.get_ref().clone();
         if let Some(f) = &r.field {
             full = format!("{full}#{f}");
         }
+        let line = r.name.span().start;
         let mut parsed = Reference::parse_path(&full).map_err(|e| at(line, reason(&e)))?;
         if scope.is_some() {
             parsed.scope = scope;
@@ -208,7 +210,8 @@ mod tests {
         for (text, line) in [
             ("required = [\"a\",\n  \"b\"\n  oops\n", 3),
             ("required = [\"a\", \"bad name\"]\n", 1),
-            ("\n[[secret]]\nname = \"x\"\nscope = \"nope\"\n", 2),
+            ("\n[[secret]]\nname = \"x\"\nscope = \"nope\"\n", 4),
+            ("[[secret]]\nname = 3\n", 2),
             ("\n\ncolour = 1\n", 3),
         ] {
             let e = parse(text).expect_err(text).to_string();
