@@ -238,10 +238,10 @@ fn export_then_import_round_trips_between_stores() {
 
 #[test]
 fn import_and_export_through_the_daemon() {
-    let a = Env::new();
-    fill(&a);
-    let out = a.path("all.json");
-    let r = a.run(
+    let src = Env::new();
+    fill(&src);
+    let out = src.path("all.json");
+    let r = src.run(
         &[
             "export",
             "--format",
@@ -253,18 +253,18 @@ fn import_and_export_through_the_daemon() {
     );
     assert_eq!(r.code, 0, "{}", r.err_only());
 
-    let b = Env::new();
-    let d = start(&b, true);
+    let dst = Env::new();
+    let d = start(&dst, true);
     let r = via(
-        &b,
+        &dst,
         &d,
         &["import", "--format", "json", out.to_str().unwrap()],
         None,
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let again = b.path("again.json");
+    let again = dst.path("again.json");
     let r = via(
-        &b,
+        &dst,
         &d,
         &[
             "export",
@@ -289,5 +289,5 @@ fn import_and_export_through_the_daemon() {
         v
     };
     assert!(strip(&first) == strip(&second), "the exports differ");
-    assert_same(&b);
+    assert_same(&dst);
 }

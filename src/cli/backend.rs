@@ -47,8 +47,9 @@ pub trait Backend {
     /// Create or update many secrets: one transaction on the file, one request each through
     /// the daemon. Returns how many were written.
     fn set_many(&self, items: Vec<(String, SetRequest)>) -> Result<usize>;
-    /// Records a plaintext export (`note` says how many and where; never a value). The file gets an `export`
-    /// record; the daemon has no export endpoint, there each value read is its audit trail.
+    /// Records a plaintext export (`note` says how many and where; never a value). The file
+    /// gets an `export` record; the daemon has no export endpoint, there each value read is
+    /// the audit trail.
     fn record_export(&self, note: &str) -> Result<()>;
     /// Delete a secret.
     fn delete(&self, name: &str, scope: Option<&Scope>, force: bool) -> Result<()>;

@@ -205,7 +205,7 @@ async fn supervise(
     }
     let status = loop {
         let sig = tokio::select! {
-            s = child.wait() => break s.map_err(|e| Error::internal("waiting for the command failed", e))?,
+            s = child.wait() => break s.map_err(|e| Error::internal("waiting failed", e))?,
             _ = int.recv() => Signal::INT,
             _ = term.recv() => Signal::TERM,
             _ = hup.recv() => Signal::HUP,
