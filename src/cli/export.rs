@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 
 use super::Ctx;
 use super::args::ExportArgs;
-use super::backend::ValueQuery;
+use super::backend::{Backend, ValueQuery};
 use super::files::{self, Existing};
 use super::output;
 use crate::error::{Error, Result};
@@ -88,6 +88,22 @@ pub struct ExportDoc {
 }
 
 impl SecretDoc {
+    /// An upper bound of its pretty JSON's length: values may grow by escaping (at most 6
+    /// bytes per byte, `\u00XX`), metadata is counted generously.
+    fn size_hint(&self) -> usize {
+        let texts = self.value.iter().chain(self.value_base64.iter());
+        let fields = self.fields.iter().chain(self.fields_base64.iter());
+        let values: usize = texts.map(|t| t.expose().len()).sum::<usize>()
+            + fields
+                .map(|(k, v)| k.len() + v.expose().len())
+                .sum::<usize>();
+        let meta: usize = self.meta.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let text = self.description.as_ref().map_or(0, String::len)
+            + self.integration.as_ref().map_or(0, String::len)
+            + self.name.as_ref().map_or(0, String::len);
+        6 * (values + meta + text) + 64 * (self.fields.len() + self.meta.len()) + 512
+    }
+
     fn new(m: &SecretMeta, v: &SecretValue) -> Self {
         let (value, value_base64) = encode_bytes(&v.value);
         let (fields, fields_base64) = encode_map(&v.fields);
@@ -109,16 +125,8 @@ impl SecretDoc {
     }
 }
 
-/// `export`.
-pub fn export(ctx: &Ctx, args: &ExportArgs) -> Result<()> {
-    if !args.plaintext {
-        return Err(Error::invalid(
-            "export",
-            "OUT would hold every value in plaintext; pass --plaintext to confirm",
-        ));
-    }
-    files::check_target(&args.out, Existing::Keep(""))?;
-    let backend = ctx.backend()?;
+/// Every secret the caller may read, with its value; and how many it may list but not read.
+fn read_all(backend: &dyn Backend) -> Result<(Vec<SecretDoc>, usize)> {
     let metas = backend.list(&ListFilter::default())?;
     let queries: Vec<ValueQuery> = metas
         .iter()
@@ -139,6 +147,20 @@ pub fn export(ctx: &Ctx, args: &ExportArgs) -> Result<()> {
             Err(e) => return Err(e),
         }
     }
+    Ok((secrets, skipped))
+}
+
+/// `export`.
+pub fn export(ctx: &Ctx, args: &ExportArgs) -> Result<()> {
+    if !args.plaintext {
+        return Err(Error::invalid(
+            "export",
+            "OUT would hold every value in plaintext; pass --plaintext to confirm",
+        ));
+    }
+    files::check_target(&args.out, Existing::Keep(""))?;
+    let backend = ctx.backend()?;
+    let (secrets, skipped) = read_all(backend.as_ref())?;
     let count = secrets.len();
     backend.record_export(&format!("{count} secrets to {}", args.out.display()))?;
     drop(backend);
@@ -147,7 +169,9 @@ pub fn export(ctx: &Ctx, args: &ExportArgs) -> Result<()> {
         exported_at: crate::sys::now(),
         secrets,
     };
-    let mut buf = Zeroizing::new(Vec::with_capacity(64 * 1024));
+    // Room for everything up front: a growing buffer would leave copies of values behind.
+    let room: usize = doc.secrets.iter().map(SecretDoc::size_hint).sum();
+    let mut buf = Zeroizing::new(Vec::with_capacity(room + 1024));
     serde_json::to_writer_pretty(&mut *buf, &doc)
         .map_err(|e| Error::internal("cannot encode the export", e))?;
     buf.push(b'\n');

@@ -164,16 +164,8 @@ async fn supervise(
     let (program, rest) = cmd
         .split_first()
         .ok_or_else(|| Error::invalid("command", "give the command to run after --"))?;
-    let mut command = tokio::process::Command::new(program);
-    // The store's passphrase is ours, not the child's.
-    command.args(rest).env_remove("TRESOR_PASSPHRASE");
-    for (k, v) in env {
-        command.env(k, OsStr::from_bytes(v.expose()));
-    }
     let maskers = maskers.filter(|[m, _]| !m.is_empty());
-    if maskers.is_some() {
-        command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    }
+    let mut command = child_command(program, rest, env, maskers.is_some());
     // Handlers first: a signal that arrives while the child starts is forwarded, not fatal.
     let install = |k| signal(k).map_err(|e| Error::internal("cannot install a signal handler", e));
     let mut int = install(SignalKind::interrupt())?;
@@ -192,17 +184,7 @@ async fn supervise(
         }
     };
     let (exited, exit_seen) = watch::channel(false);
-    let mut pumps = Vec::new();
-    if let Some([m_out, m_err]) = maskers {
-        if let Some(out) = child.stdout.take() {
-            let p = pump(out, tokio::io::stdout(), m_out, exit_seen.clone());
-            pumps.push(tokio::spawn(p));
-        }
-        if let Some(err) = child.stderr.take() {
-            let p = pump(err, tokio::io::stderr(), m_err, exit_seen);
-            pumps.push(tokio::spawn(p));
-        }
-    }
+    let pumps = maskers.map_or_else(Vec::new, |m| start_pumps(&mut child, m, &exit_seen));
     let status = loop {
         let sig = tokio::select! {
             s = child.wait() => break s.map_err(|e| Error::internal("waiting failed", e))?,
@@ -220,6 +202,43 @@ async fn supervise(
         let _ = p.await;
     }
     Ok(exit_code(status))
+}
+
+/// The child's command line and environment; its stdout and stderr are pipes when `piped`.
+fn child_command(
+    program: &OsStr,
+    args: &[OsString],
+    env: &[(&String, &SecretBytes)],
+    piped: bool,
+) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(program);
+    // The store's passphrase is ours, not the child's.
+    command.args(args).env_remove("TRESOR_PASSPHRASE");
+    for (k, v) in env {
+        command.env(k, OsStr::from_bytes(v.expose()));
+    }
+    if piped {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
+    command
+}
+
+/// Relays the child's stdout and stderr to ours, each through its masker.
+fn start_pumps(
+    child: &mut tokio::process::Child,
+    [m_out, m_err]: [Masker; 2],
+    exited: &watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut pumps = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        let p = pump(out, tokio::io::stdout(), m_out, exited.clone());
+        pumps.push(tokio::spawn(p));
+    }
+    if let Some(err) = child.stderr.take() {
+        let p = pump(err, tokio::io::stderr(), m_err, exited.clone());
+        pumps.push(tokio::spawn(p));
+    }
+    pumps
 }
 
 /// Copies `from` to `to` through `m` until the end, or until [`DRAIN_IDLE`] of quiet once
