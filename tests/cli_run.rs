@@ -202,3 +202,24 @@ fn through_the_daemon_values_come_from_post_env_and_are_audited() {
     assert_eq!(v["name"], "github-pat");
     assert_eq!(v["outcome"], "ok");
 }
+
+#[test]
+fn the_store_is_closed_before_the_child_starts() {
+    let env = env_with_secret();
+    let script = format!(
+        "\"$TRESOR_BIN\" --store {} --passphrase-file {} get github-pat | wc -c",
+        env.store.display(),
+        env.pass.display()
+    );
+    let mut c = env.cmd();
+    c.env("TRESOR_BIN", env!("CARGO_BIN_EXE_tresor"))
+        .arg("--store")
+        .arg(&env.store)
+        .arg("--passphrase-file")
+        .arg(&env.pass)
+        .args(["run", "--secret", "github-pat", "--", "sh", "-c"])
+        .arg(script);
+    let r = env.finish(c, None);
+    assert_eq!(r.code, 0, "{}", r.err_only());
+    assert_eq!(r.out().trim(), VALUE.len().to_string());
+}

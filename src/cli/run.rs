@@ -70,6 +70,13 @@ impl Plan {
     }
 }
 
+/// Whether `s` may name an environment variable here (what `POST /v1/env` accepts too).
+fn is_var_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// `--secret [scope/]NAME[#field][=ENV]`.
 fn add_flag(plan: &mut Plan, item: &str) -> Result<()> {
     let (target, var) = match item.split_once('=') {
@@ -96,7 +103,7 @@ fn add_env_file(plan: &mut Plan, path: &std::path::Path) -> Result<()> {
             let r = Reference::parse(value).map_err(|x| Error::invalid(&what, reason(&x)))?;
             plan.add_secret(r, Some(e.key), &what)?;
         } else {
-            if EnvItem::Short(format!("x={}", e.key)).resolve().is_err() {
+            if !is_var_name(&e.key) {
                 return Err(Error::invalid(
                     &what,
                     format!("{} is not a variable name (use A-Z a-z 0-9 _)", e.key),
