@@ -223,3 +223,34 @@ fn the_store_is_closed_before_the_child_starts() {
     assert_eq!(r.code, 0, "{}", r.err_only());
     assert_eq!(r.out().trim(), VALUE.len().to_string());
 }
+
+#[test]
+fn an_agent_gets_only_what_its_grants_cover() {
+    let env = env_with_secret();
+    env.set("other", b"other-value", &[]);
+    let d = start(&env, true);
+    let r = via(
+        &env,
+        &d,
+        &["principal", "add", "bot", "--role", "agent", "--token"],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let token = r.out().trim().to_owned();
+    let r = via(&env, &d, &["principal", "grant", "bot", "github-*"], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let as_bot = |secret: &str| {
+        let mut c = env.cmd();
+        c.env("TRESOR_SOCKET", &d.socket)
+            .env("TRESOR_TOKEN", &token)
+            .args(["run", "--secret", secret, "--", "sh", "-c"])
+            .arg("echo \"ran $GITHUB_PAT\"");
+        env.finish(c, None)
+    };
+    let r = as_bot("github-pat");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.out(), "ran ***\n");
+    let r = as_bot("other");
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "the child ran without its secrets");
+}
