@@ -69,9 +69,12 @@ pub fn parse(source: &str, text: &str) -> Result<Vec<Entry>> {
                 "a key is a letter or _ followed by letters, digits, _ . -",
             ));
         }
+        let spaced = rest.starts_with([' ', '\t']);
         let rest = rest.trim_start();
         let mut value = match rest.chars().next() {
             Some(q @ ('"' | '\'')) => quoted(source, &lines, start, &mut i, &rest[1..], q)?,
+            // `KEY= # note`: an empty value and a comment.
+            Some('#') if spaced => Zeroizing::new(String::new()),
             _ => unquoted(rest),
         };
         out.push(Entry {
@@ -163,7 +166,7 @@ mod tests {
     fn the_usual_forms() {
         let got = pairs(
             "# c\n\nexport A=1\nB = two words # note\nC=\"x\\ny \\\"q\\\"\"\nD='$raw # kept'\n\
-             E=\nF=a#b\n",
+             E=\nF=a#b\nG= # only a note\nH=#not-a-note\n",
         );
         let want = [
             (3, "A", "1"),
@@ -172,6 +175,8 @@ mod tests {
             (6, "D", "$raw # kept"),
             (7, "E", ""),
             (8, "F", "a#b"),
+            (9, "G", ""),
+            (10, "H", "#not-a-note"),
         ];
         assert_eq!(got.len(), want.len());
         for (g, w) in got.iter().zip(want) {

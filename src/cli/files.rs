@@ -19,7 +19,7 @@ pub enum Existing {
 
 fn exists_error(out: &Path, existing: Existing) -> Error {
     let how = match existing {
-        Existing::Keep("") | Existing::Replace => String::new(),
+        Existing::Keep("") | Existing::Replace => "; choose a new file name".to_owned(),
         Existing::Keep(flag) => format!("; pass {flag} to replace it"),
     };
     Error::Conflict {
