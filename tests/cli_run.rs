@@ -84,10 +84,15 @@ fn the_exit_code_and_deaths_by_signal_pass_through() {
     assert_eq!(env.finish(c, None).code, 127);
 }
 
+/// Starts `tresor run` with a child that reports `signal` and exits 42, sends `signal` to
+/// tresor (not to the child), and checks the child got it. tresor runs in its own process
+/// group, so it is never the terminal's foreground group (where a SIGINT is not forwarded:
+/// the terminal delivered it to the child already).
+///
 /// Also: the background `sleep` keeps the child's stdout open after the child exits; `run`
 /// still returns promptly (it drains until the pipe is quiet, then lets go).
-#[test]
-fn sigterm_is_forwarded_to_the_child() {
+fn forwards(signal: &str) {
+    use std::os::unix::process::CommandExt;
     let env = env_with_secret();
     let mut c = env.cmd();
     c.arg("--store")
@@ -95,7 +100,10 @@ fn sigterm_is_forwarded_to_the_child() {
         .arg("--passphrase-file")
         .arg(&env.pass)
         .args(["run", "--secret", "github-pat", "--", "sh", "-c"])
-        .arg("trap 'echo \"term $GITHUB_PAT\"; exit 42' TERM; echo ready; sleep 20 & wait")
+        .arg(format!(
+            "trap 'echo \"{signal} $GITHUB_PAT\"; exit 42' {signal}; echo ready; sleep 20 & wait"
+        ))
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -103,12 +111,19 @@ fn sigterm_is_forwarded_to_the_child() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     assert_eq!(lines.next().unwrap().unwrap(), "ready");
     let killed = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
-    assert_eq!(lines.next().unwrap().unwrap(), "term ***");
+    assert_eq!(lines.next().unwrap().unwrap(), format!("{signal} ***"));
     assert_eq!(child.wait().unwrap().code(), Some(42));
+}
+
+#[test]
+fn sigterm_sigint_and_sighup_are_forwarded_to_the_child() {
+    forwards("TERM");
+    forwards("INT");
+    forwards("HUP");
 }
 
 #[test]

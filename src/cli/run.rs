@@ -199,6 +199,11 @@ async fn supervise(
             _ = term.recv() => Signal::TERM,
             _ = hup.recv() => Signal::HUP,
         };
+        // A ^C on the terminal reached the child already: it shares our process group.
+        // Sending it again would look like a second ^C (which many programs take as "force").
+        if sig == Signal::INT && in_terminal_foreground() {
+            continue;
+        }
         // Not reaped yet (wait is what reaps), so the pid is still the child's.
         if let Some(pid) = child.id().and_then(|p| Pid::from_raw(p.cast_signed())) {
             let _ = kill_process(pid, sig);
@@ -209,6 +214,25 @@ async fn supervise(
         let _ = p.await;
     }
     Ok(exit_code(status))
+}
+
+/// Whether our process group is the foreground group of our controlling terminal (then the
+/// terminal's SIGINT went to the child too). From /proc/self/stat: `pgrp` and `tpgid`.
+fn in_terminal_foreground() -> bool {
+    std::fs::read_to_string("/proc/self/stat").is_ok_and(|s| foreground_in_stat(&s))
+}
+
+/// `pgrp == tpgid` in a /proc/PID/stat line (`tpgid` is -1 without a terminal).
+fn foreground_in_stat(stat: &str) -> bool {
+    // The command name in parentheses may hold spaces: count fields after the last `)`.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return false;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    match (f.get(2), f.get(5)) {
+        (Some(pgrp), Some(tpgid)) => pgrp == tpgid,
+        _ => false,
+    }
 }
 
 /// The child's command line and environment; its stdout and stderr are pipes when `piped`.
@@ -283,4 +307,32 @@ async fn pump(
     let out = Zeroizing::new(m.finish());
     let _ = to.write_all(&out).await;
     let _ = to.flush().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn foreground_from_proc_stat() {
+        let fg = "4242 (my (odd) cmd) S 1 4242 4242 34816 4242 4194304 0 0";
+        assert!(foreground_in_stat(fg));
+        let bg = "4242 (sh) S 1 4242 4242 34816 5000 4194304 0 0";
+        assert!(!foreground_in_stat(bg));
+        let none = "4242 (sh) S 1 4242 4242 0 -1 4194304 0 0";
+        assert!(!foreground_in_stat(none));
+        assert!(!foreground_in_stat("garbage"));
+    }
+
+    #[test]
+    fn variable_names() {
+        assert!(is_var_name("GITHUB_PAT") && is_var_name("_x1"));
+        assert!(!is_var_name("1X") && !is_var_name("A-B") && !is_var_name(""));
+    }
+
+    #[test]
+    fn exit_codes_of_signals() {
+        assert_eq!(exit_code(ExitStatus::from_raw(7 << 8)), 7);
+        assert_eq!(exit_code(ExitStatus::from_raw(15)), 143);
+    }
 }

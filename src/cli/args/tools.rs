@@ -17,7 +17,8 @@ pub const RUN_LONG_HELP: &str = "\
     child's stdout and stderr are pipes: every injected value of 4 bytes or more is \
     replaced with *** as the output streams through (the child then sees no terminal; a \
     background process still holding the pipes once the command has exited is cut off). \
-    SIGINT, SIGTERM and SIGHUP are forwarded to the child. The exit code is the child's, \
+    SIGINT, SIGTERM and SIGHUP are forwarded to the child (a ^C on the terminal reaches it \
+    directly, and is not sent twice). The exit code is the child's, \
     128+N when it died of signal N, 127 when the command is not found. TRESOR_PASSPHRASE \
     is removed from the child's environment.";
 
