@@ -4,56 +4,10 @@
 
 mod cli_support;
 
-use std::path::PathBuf;
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
-use cli_support::{Env, Run};
-
-/// A `tresor daemon` child, stopped (SIGKILL) on drop.
-struct Daemon {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(env: &Env, unlock: bool) -> Daemon {
-    let socket = env.path("run/tresord.sock");
-    let mut c = env.cmd();
-    c.env("TRESOR_SOCKET", &socket)
-        .arg("--store")
-        .arg(&env.store);
-    if unlock {
-        c.arg("--passphrase-file").arg(&env.pass);
-    }
-    c.arg("daemon")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let child = c.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-        assert!(Instant::now() < deadline, "the daemon did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Daemon { child, socket }
-}
-
-/// Runs a command against the daemon: no passphrase source at all.
-fn via(env: &Env, d: &Daemon, args: &[&str], stdin: Option<&[u8]>) -> Run {
-    let mut c = env.cmd();
-    c.env("TRESOR_SOCKET", &d.socket)
-        .arg("--store")
-        .arg(&env.store)
-        .args(args);
-    env.finish(c, stdin)
-}
+use cli_support::{Env, start, via};
 
 #[test]
 fn commands_go_through_the_daemon_without_a_passphrase() {

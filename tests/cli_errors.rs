@@ -27,6 +27,11 @@ fn help_texts() {
     insta::assert_snapshot!("help_keyslot_add", help(&["keyslot", "add"]));
     insta::assert_snapshot!("help_audit", help(&["audit"]));
     insta::assert_snapshot!("help_principal_add", help(&["principal", "add"]));
+    insta::assert_snapshot!("help_run", help(&["run"]));
+    insta::assert_snapshot!("help_inject", help(&["inject"]));
+    insta::assert_snapshot!("help_check", help(&["check"]));
+    insta::assert_snapshot!("help_import", help(&["import"]));
+    insta::assert_snapshot!("help_export", help(&["export"]));
 }
 
 #[test]

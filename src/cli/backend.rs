@@ -1,11 +1,15 @@
 //! What the commands talk to: the store file directly (as owner), or the daemon over its
 //! socket. Both enforce policy on their side; the CLI only translates.
 
+use std::collections::BTreeMap;
+
+use crate::audit::Entry;
 use crate::error::Result;
+use crate::protocol::EnvSpec;
 use crate::store::{Grant, Principal, PrincipalSpec, ReadRequest, Store};
 use crate::types::{
-    Actor, AuditQuery, AuditRecord, Channel, ListFilter, Scope, SecretBytes, SecretMeta,
-    SecretValue, SetRequest, VerifyReport,
+    Action, Actor, AuditQuery, AuditRecord, Channel, CheckResult, ListFilter, Outcome, Scope,
+    SecretBytes, SecretMeta, SecretValue, SetRequest, VerifyReport,
 };
 
 /// One value read: name, scope, version and field.
@@ -31,8 +35,22 @@ pub trait Backend {
     fn show(&self, name: &str, scope: Option<&Scope>) -> Result<SecretMeta>;
     /// One value, audited.
     fn get_value(&self, q: &ValueQuery) -> Result<SecretValue>;
+    /// Several values, each audited; one result per query, in order.
+    fn read_values(&self, qs: &[ValueQuery]) -> Vec<Result<SecretValue>>;
+    /// Variable → value for `run`, each read audited; the first failure fails the whole call.
+    /// Each spec has its `env` filled in ([`crate::protocol::EnvItem::resolve`]).
+    fn env(&self, specs: &[EnvSpec]) -> Result<BTreeMap<String, SecretBytes>>;
+    /// Which names (`NAME` or `NAME#field`, resolved as a read would) exist and are visible.
+    fn check(&self, names: &[String]) -> Result<CheckResult>;
     /// Create or write a new version.
     fn set(&self, name: &str, req: SetRequest) -> Result<SecretMeta>;
+    /// Create or update many secrets: one transaction on the file, one request each through
+    /// the daemon. Returns how many were written.
+    fn set_many(&self, items: Vec<(String, SetRequest)>) -> Result<usize>;
+    /// Records a plaintext export (`note` says how many and where; never a value). The file
+    /// gets an `export` record; the daemon has no export endpoint, there each value read is
+    /// the audit trail.
+    fn record_export(&self, note: &str) -> Result<()>;
     /// Delete a secret.
     fn delete(&self, name: &str, scope: Option<&Scope>, force: bool) -> Result<()>;
     /// Re-publish an old version.
@@ -67,6 +85,18 @@ pub struct Direct {
     pub actor: Actor,
 }
 
+impl Direct {
+    fn request(&self, q: &ValueQuery) -> ReadRequest {
+        ReadRequest {
+            actor: self.actor.clone(),
+            name: q.name.clone(),
+            scope: q.scope.clone(),
+            version: q.version,
+            field: q.field.clone(),
+        }
+    }
+}
+
 impl Backend for Direct {
     fn channel(&self) -> Channel {
         Channel::Direct
@@ -78,20 +108,44 @@ impl Backend for Direct {
         self.store.show(&self.actor, name, scope)
     }
     fn get_value(&self, q: &ValueQuery) -> Result<SecretValue> {
-        let req = ReadRequest {
-            actor: self.actor.clone(),
-            name: q.name.clone(),
-            scope: q.scope.clone(),
-            version: q.version,
-            field: q.field.clone(),
-        };
         self.store
-            .read_batch(std::slice::from_ref(&req))
+            .read_batch(&[self.request(q)])
             .pop()
             .expect("read_batch returns one result per request")
     }
+    fn read_values(&self, qs: &[ValueQuery]) -> Vec<Result<SecretValue>> {
+        let reqs: Vec<ReadRequest> = qs.iter().map(|q| self.request(q)).collect();
+        self.store.read_batch(&reqs)
+    }
+    fn env(&self, specs: &[EnvSpec]) -> Result<BTreeMap<String, SecretBytes>> {
+        let reqs: Vec<ReadRequest> = specs
+            .iter()
+            .map(|s| ReadRequest {
+                actor: self.actor.clone(),
+                name: s.name.clone(),
+                scope: s.scope.clone(),
+                version: s.version,
+                field: s.field.clone(),
+            })
+            .collect();
+        let mut out = BTreeMap::new();
+        for (spec, r) in specs.iter().zip(self.store.read_batch(&reqs)) {
+            out.insert(spec.env.clone().unwrap_or_default(), r?.value);
+        }
+        Ok(out)
+    }
+    fn check(&self, names: &[String]) -> Result<CheckResult> {
+        self.store.check(&self.actor, names)
+    }
     fn set(&self, name: &str, req: SetRequest) -> Result<SecretMeta> {
         self.store.set(&self.actor, name, req)
+    }
+    fn set_many(&self, items: Vec<(String, SetRequest)>) -> Result<usize> {
+        self.store.set_many(&self.actor, items)
+    }
+    fn record_export(&self, note: &str) -> Result<()> {
+        self.store
+            .record(&Entry::new(&self.actor, Action::Export, Outcome::Ok).named(note))
     }
     fn delete(&self, name: &str, scope: Option<&Scope>, force: bool) -> Result<()> {
         self.store.delete(&self.actor, name, scope, force)

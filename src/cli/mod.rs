@@ -12,6 +12,11 @@
 //! audit       audit, audit verify
 //! principals  principal, team
 //! daemon_ctl  daemon status lock unlock
+//! run         run (env injection; mask: streaming masking of its output)
+//! inject      inject (templates); check (pre-flight)
+//! import      import (dotenv: the parser shared with run --env-file); export
+//! reference   tresor://[scope/]name[#field]
+//! files       new 0600 files written whole, then moved into place
 //! ```
 //!
 //! Values reach stdout only through `get` (and tokens and recovery keys, once, when made).
@@ -23,15 +28,25 @@
 pub mod args;
 mod audit;
 pub mod backend;
+mod check;
 mod daemon_ctl;
+mod dotenv;
+mod export;
+mod files;
+mod import;
+mod inject;
 mod keys;
+mod mask;
 mod output;
 mod principals;
+mod reference;
 mod remote;
+mod run;
 mod secrets;
 mod unlock;
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use clap::CommandFactory;
 
@@ -43,40 +58,50 @@ use crate::error::Result;
 use crate::store::{LockedStore, Store};
 use crate::types::Actor;
 
-/// Runs one parsed command line.
+/// Runs one parsed command line; the exit code is 0 but for `run`, which passes its child's on.
 ///
 /// # Errors
 /// Whatever the command ran into; the binary prints it and exits with
 /// [`Error::exit_code`](crate::Error::exit_code).
-pub fn run(cli: Cli) -> Result<()> {
+pub fn run(cli: Cli) -> Result<ExitCode> {
     let ctx = Ctx { global: cli.global };
-    match &cli.command {
-        Command::Init(a) => keys::init(&ctx, a),
-        Command::Set(a) => secrets::set(&ctx, a),
-        Command::Get(a) => secrets::get(&ctx, a),
-        Command::Ls(a) => secrets::ls(&ctx, a),
-        Command::Show(a) => secrets::show(&ctx, a),
-        Command::Rm(a) => secrets::rm(&ctx, a),
-        Command::History(a) => secrets::history(&ctx, a),
-        Command::Rollback(a) => secrets::rollback(&ctx, a),
-        Command::Passwd(a) => keys::passwd(&ctx, a),
-        Command::Keyslot(c) => keys::keyslot(&ctx, c),
-        Command::Rekey => keys::rekey(&ctx),
-        Command::Backup(a) => keys::backup(&ctx, a),
-        Command::Audit(a) => audit::audit(&ctx, a),
-        Command::Principal(c) => principals::principal(&ctx, c),
-        Command::Team(c) => principals::team(&ctx, c),
+    dispatch(&ctx, &cli.command)
+}
+
+fn dispatch(ctx: &Ctx, command: &Command) -> Result<ExitCode> {
+    let done = match command {
+        Command::Run(a) => return run::run(ctx, a),
+        Command::Inject(a) => inject::inject(ctx, a),
+        Command::Check(a) => check::check(ctx, a),
+        Command::Import(a) => import::import(ctx, a),
+        Command::Export(a) => export::export(ctx, a),
+        Command::Init(a) => keys::init(ctx, a),
+        Command::Set(a) => secrets::set(ctx, a),
+        Command::Get(a) => secrets::get(ctx, a),
+        Command::Ls(a) => secrets::ls(ctx, a),
+        Command::Show(a) => secrets::show(ctx, a),
+        Command::Rm(a) => secrets::rm(ctx, a),
+        Command::History(a) => secrets::history(ctx, a),
+        Command::Rollback(a) => secrets::rollback(ctx, a),
+        Command::Passwd(a) => keys::passwd(ctx, a),
+        Command::Keyslot(c) => keys::keyslot(ctx, c),
+        Command::Rekey => keys::rekey(ctx),
+        Command::Backup(a) => keys::backup(ctx, a),
+        Command::Audit(a) => audit::audit(ctx, a),
+        Command::Principal(c) => principals::principal(ctx, c),
+        Command::Team(c) => principals::team(ctx, c),
         #[cfg(feature = "daemon")]
-        Command::Daemon(a) => daemon_ctl::daemon(&ctx, a),
-        Command::Status => daemon_ctl::status(&ctx),
-        Command::Lock => daemon_ctl::lock(&ctx),
-        Command::Unlock => daemon_ctl::unlock(&ctx),
+        Command::Daemon(a) => daemon_ctl::daemon(ctx, a),
+        Command::Status => daemon_ctl::status(ctx),
+        Command::Lock => daemon_ctl::lock(ctx),
+        Command::Unlock => daemon_ctl::unlock(ctx),
         Command::Completions(a) => {
             let mut cmd = Cli::command();
             clap_complete::generate(a.shell, &mut cmd, "tresor", &mut std::io::stdout());
             Ok(())
         }
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }
 
 /// Prints the warning every open of an `--insecure-kdf` store gets.

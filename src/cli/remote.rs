@@ -1,14 +1,16 @@
 //! The daemon as a [`Backend`]: [`Client`] over the Unix socket. The daemon maps the peer to
 //! a principal and enforces policy; nothing here decides anything.
 
+use std::collections::BTreeMap;
+
 use super::backend::{Backend, ValueQuery};
 use crate::client::Client;
 use crate::error::Result;
-use crate::protocol::ValueQuery as WireQuery;
+use crate::protocol::{EnvItem, EnvSpec, ValueQuery as WireQuery};
 use crate::store::{Grant, Principal, PrincipalSpec};
 use crate::types::{
-    AuditQuery, AuditRecord, Channel, ListFilter, Scope, SecretBytes, SecretMeta, SecretValue,
-    SetRequest, VerifyReport,
+    AuditQuery, AuditRecord, Channel, CheckResult, ListFilter, Scope, SecretBytes, SecretMeta,
+    SecretValue, SetRequest, VerifyReport,
 };
 
 /// A connection to `tresord`.
@@ -35,8 +37,28 @@ impl Backend for Remote {
         };
         self.client.get_value_with(&q.name, &wire)
     }
+    fn read_values(&self, qs: &[ValueQuery]) -> Vec<Result<SecretValue>> {
+        qs.iter().map(|q| self.get_value(q)).collect()
+    }
+    fn env(&self, specs: &[EnvSpec]) -> Result<BTreeMap<String, SecretBytes>> {
+        let items: Vec<EnvItem> = specs.iter().cloned().map(EnvItem::Full).collect();
+        self.client.env(&items)
+    }
+    fn check(&self, names: &[String]) -> Result<CheckResult> {
+        self.client.check(names)
+    }
     fn set(&self, name: &str, req: SetRequest) -> Result<SecretMeta> {
         self.client.set(name, &req)
+    }
+    fn set_many(&self, items: Vec<(String, SetRequest)>) -> Result<usize> {
+        let n = items.len();
+        for (name, req) in items {
+            self.client.set(&name, &req)?;
+        }
+        Ok(n)
+    }
+    fn record_export(&self, _note: &str) -> Result<()> {
+        Ok(())
     }
     fn delete(&self, name: &str, scope: Option<&Scope>, force: bool) -> Result<()> {
         self.client.delete(name, scope, force)

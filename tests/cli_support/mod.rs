@@ -4,7 +4,8 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// The passphrase of every test store.
 pub const PASS: &str = "correct horse battery staple";
@@ -130,4 +131,53 @@ pub fn has_tty() -> bool {
 pub fn chmod(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A `tresor daemon` child, stopped (SIGKILL) on drop.
+pub struct Daemon {
+    /// The process.
+    pub child: Child,
+    /// Its socket.
+    pub socket: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `tresor daemon` on a socket in the temp directory (unlocked with the passphrase
+/// file when `unlock`) and waits until it answers.
+pub fn start(env: &Env, unlock: bool) -> Daemon {
+    let socket = env.path("run/tresord.sock");
+    let mut c = env.cmd();
+    c.env("TRESOR_SOCKET", &socket)
+        .arg("--store")
+        .arg(&env.store);
+    if unlock {
+        c.arg("--passphrase-file").arg(&env.pass);
+    }
+    c.arg("daemon")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let child = c.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(Instant::now() < deadline, "the daemon did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Daemon { child, socket }
+}
+
+/// Runs a command against the daemon: no passphrase source at all.
+pub fn via(env: &Env, d: &Daemon, args: &[&str], stdin: Option<&[u8]>) -> Run {
+    let mut c = env.cmd();
+    c.env("TRESOR_SOCKET", &d.socket)
+        .arg("--store")
+        .arg(&env.store)
+        .args(args);
+    env.finish(c, stdin)
 }

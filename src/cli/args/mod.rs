@@ -5,6 +5,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod tools;
+
+pub use tools::{
+    CheckArgs, ExportArgs, ExportFormat, ImportArgs, ImportFormat, InjectArgs, RunArgs,
+};
+
 /// tresor: an offline secret store.
 #[derive(Debug, Parser)]
 #[command(
@@ -84,6 +90,21 @@ pub enum Command {
     History(NameArgs),
     /// Re-publish an old version as a new one
     Rollback(RollbackArgs),
+    /// Run a command with secrets in its environment, masking them in its output
+    #[command(long_about = tools::RUN_LONG_HELP)]
+    Run(RunArgs),
+    /// Render tresor:// references in a template into a new 0600 file
+    #[command(long_about = tools::INJECT_LONG_HELP)]
+    Inject(InjectArgs),
+    /// Pre-flight: are these secrets present? (exit 3 listing what is missing)
+    #[command(long_about = tools::CHECK_LONG_HELP)]
+    Check(CheckArgs),
+    /// Import secrets from a dotenv or JSON file
+    #[command(long_about = tools::IMPORT_LONG_HELP)]
+    Import(ImportArgs),
+    /// Export every secret you may read, values in plaintext, to a new 0600 JSON file
+    #[command(long_about = tools::EXPORT_LONG_HELP)]
+    Export(ExportArgs),
     /// Change the passphrase
     Passwd(PasswdArgs),
     /// Manage keyslots (passphrases, key files, recovery keys)
