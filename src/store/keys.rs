@@ -225,9 +225,18 @@ pub fn b64() -> base64::engine::GeneralPurpose {
 /// # Errors
 /// `InvalidArgument` naming `field`.
 pub fn decode_b64(field: &str, s: &str) -> Result<Vec<u8>> {
-    b64()
-        .decode(s.trim())
-        .map_err(|e| Error::invalid(field, format!("not valid base64: {e}")))
+    b64().decode(s.trim()).map_err(|e| {
+        // base64's own message quotes the offending byte, which may be part of a value.
+        let at = match e {
+            base64::DecodeError::InvalidByte(i, _)
+            | base64::DecodeError::InvalidLastSymbol(i, _) => {
+                format!(" (bad symbol at offset {i})")
+            }
+            base64::DecodeError::InvalidLength(_) => " (bad length)".to_owned(),
+            base64::DecodeError::InvalidPadding => " (bad padding)".to_owned(),
+        };
+        Error::invalid(field, format!("not valid base64{at}"))
+    })
 }
 
 #[cfg(test)]
