@@ -1,5 +1,5 @@
-//! Secrets: resolve, list, show, read (audited, group-committable), set, bulk set, delete,
-//! versions, rollback, check.
+//! Secrets: resolve, list, show, set, bulk set, delete, versions, rollback, check. Value
+//! reads are in `read.rs`.
 
 use std::collections::BTreeMap;
 
@@ -12,43 +12,14 @@ use crate::error::{Error, Result};
 use crate::format::TableId;
 use crate::policy::{Decision, Op, decide};
 use crate::types::{
-    Action, Actor, CheckResult, ListFilter, Outcome, Scope, SecretBytes, SecretMeta, SecretValue,
-    SetRequest, VersionInfo, validate_name,
+    Action, Actor, CheckResult, ListFilter, Outcome, Scope, SecretBytes, SecretMeta, SetRequest,
+    VersionInfo, validate_name,
 };
 
 /// The default number of versions kept.
 pub const DEFAULT_MAX_VERSIONS: u32 = 10;
 /// The most versions a secret may keep.
 pub const MAX_MAX_VERSIONS: u32 = 1000;
-
-/// One value read, as batched by [`Store::read_batch`].
-#[derive(Clone, Debug)]
-pub struct ReadRequest {
-    /// Who.
-    pub actor: Actor,
-    /// Secret name.
-    pub name: String,
-    /// Explicit scope, or resolve user → team → org.
-    pub scope: Option<Scope>,
-    /// A kept version, or the current one.
-    pub version: Option<u64>,
-    /// Only this field (returned as the value).
-    pub field: Option<String>,
-}
-
-/// What reading one request found before the audit commit.
-enum Found {
-    Value(SecretValue, [u8; 32]),
-    Failed(Error),
-}
-
-fn audit_outcome(e: &Error) -> Outcome {
-    match e {
-        Error::PermissionDenied { .. } | Error::Unauthenticated { .. } => Outcome::Denied,
-        Error::NotFound { .. } => Outcome::NotFound,
-        _ => Outcome::Error,
-    }
-}
 
 impl Store {
     /// The scopes a lookup of `name` without `--scope` tries, in order.
@@ -64,7 +35,7 @@ impl Store {
 
     /// Finds a secret by name: an explicit scope, else `user:<caller>` → the caller's teams →
     /// `org`. Two teams holding the name is `Ambiguous`.
-    fn resolve_in(
+    pub(super) fn resolve_in(
         &self,
         table: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
         actor: &Actor,
@@ -95,7 +66,7 @@ impl Store {
     }
 
     /// Checks the policy; a denial is returned as `PermissionDenied` (the caller audits it).
-    fn allow(&self, actor: &Actor, op: Op, scope: &Scope, name: &str) -> Result<()> {
+    pub(super) fn allow(&self, actor: &Actor, op: Op, scope: &Scope, name: &str) -> Result<()> {
         let (who, teams) = self.principal_for(actor)?;
         match decide(&who, &teams, op, Some((scope, name)), crate::sys::now()) {
             Decision::Allow => Ok(()),
@@ -205,190 +176,6 @@ impl Store {
     pub fn count(&self) -> Result<u64> {
         let txn = self.db.begin_read()?;
         Ok(txn.open_table(SECRETS)?.len()?)
-    }
-
-    /// Reads one value, audited: the record (and `last_used`) is durable before the value is
-    /// returned. A denial or a miss is audited too.
-    ///
-    /// # Errors
-    /// `NotFound`, `PermissionDenied`, `Ambiguous`; any error writing the audit record (fail
-    /// closed).
-    pub fn get_value(
-        &self,
-        actor: &Actor,
-        name: &str,
-        scope: Option<&Scope>,
-        version: Option<u64>,
-    ) -> Result<SecretValue> {
-        let req = ReadRequest {
-            actor: actor.clone(),
-            name: name.to_owned(),
-            scope: scope.cloned(),
-            version,
-            field: None,
-        };
-        self.read_batch(&[req]).pop().unwrap_or_else(|| {
-            Err(Error::Internal {
-                message: "empty batch".into(),
-                source: None,
-            })
-        })
-    }
-
-    /// Reads many values with one durable commit holding all their audit records and
-    /// `last_used` updates (group commit). Each result is returned only after that commit; if
-    /// it fails, every read fails.
-    pub fn read_batch(&self, reqs: &[ReadRequest]) -> Vec<Result<SecretValue>> {
-        let found = match self.read_phase(reqs) {
-            Ok(f) => f,
-            Err(e) => return reqs.iter().map(|_| Err(clone_err(&e))).collect(),
-        };
-        let now = now_us();
-        let commit = (|| -> Result<()> {
-            let txn = self.db.begin_write()?;
-            let mut entries = Vec::with_capacity(reqs.len());
-            {
-                let mut table = txn.open_table(SECRETS)?;
-                for (req, f) in reqs.iter().zip(&found) {
-                    match f {
-                        Found::Value(v, h) => {
-                            entries.push(Entry::new(&req.actor, Action::Read, Outcome::Ok).secret(
-                                &v.scope,
-                                &v.name,
-                                Some(v.version),
-                            ));
-                            let raw = table.get(h)?.map(|g| g.value().to_vec());
-                            if let Some(raw) = raw {
-                                let mut rec: SecretRec =
-                                    self.open_row(TableId::Secrets, h, &raw)?;
-                                rec.last_used = Some(now);
-                                table.insert(
-                                    h,
-                                    self.seal_row(TableId::Secrets, h, &rec)?.as_slice(),
-                                )?;
-                            }
-                        }
-                        Found::Failed(e) => {
-                            let scope = req.scope.clone().unwrap_or_default();
-                            entries.push(
-                                Entry::new(&req.actor, Action::Read, audit_outcome(e)).secret(
-                                    &scope,
-                                    &req.name,
-                                    req.version,
-                                ),
-                            );
-                        }
-                    }
-                }
-            }
-            audit::append(self, &txn, &entries)?;
-            txn.commit()?;
-            Ok(())
-        })();
-        if let Err(e) = commit {
-            return reqs.iter().map(|_| Err(clone_err(&e))).collect();
-        }
-        found
-            .into_iter()
-            .map(|f| match f {
-                Found::Value(mut v, _) => {
-                    v.retrieved_at = crate::sys::now();
-                    Ok(v)
-                }
-                Found::Failed(e) => Err(e),
-            })
-            .collect()
-    }
-
-    /// Reads a value on the decrypt path only: resolve, authorize, open — no audit record, no
-    /// `last_used`. For benchmarks and tests (the `test-util` feature); a front end must use
-    /// [`Store::get_value`] or [`Store::read_batch`], which fail closed on the audit.
-    ///
-    /// # Errors
-    /// As [`Store::get_value`], without the audit.
-    #[cfg(feature = "test-util")]
-    #[doc(hidden)]
-    pub fn get_value_unaudited(
-        &self,
-        actor: &Actor,
-        name: &str,
-        scope: Option<&Scope>,
-        version: Option<u64>,
-    ) -> Result<SecretValue> {
-        let txn = self.db.begin_read()?;
-        let secrets = txn.open_table(SECRETS)?;
-        let values = txn.open_table(VALUES)?;
-        let req = ReadRequest {
-            actor: actor.clone(),
-            name: name.to_owned(),
-            scope: scope.cloned(),
-            version,
-            field: None,
-        };
-        self.read_one(&secrets, &values, &req).map(|(v, _)| v)
-    }
-
-    fn read_phase(&self, reqs: &[ReadRequest]) -> Result<Vec<Found>> {
-        let txn = self.db.begin_read()?;
-        let secrets = txn.open_table(SECRETS)?;
-        let values = txn.open_table(VALUES)?;
-        let mut out = Vec::with_capacity(reqs.len());
-        for req in reqs {
-            out.push(match self.read_one(&secrets, &values, req) {
-                Ok((v, h)) => Found::Value(v, h),
-                Err(e @ Error::Integrity { .. }) => return Err(e),
-                Err(e) => Found::Failed(e),
-            });
-        }
-        Ok(out)
-    }
-
-    fn read_one(
-        &self,
-        secrets: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
-        values: &impl ReadableTable<&'static [u8; 40], &'static [u8]>,
-        req: &ReadRequest,
-    ) -> Result<(SecretValue, [u8; 32])> {
-        let found = self.resolve_in(secrets, &req.actor, &req.name, req.scope.as_ref())?;
-        let scope = found.as_ref().map_or_else(
-            || req.scope.clone().unwrap_or_default(),
-            |(_, r)| r.scope.clone(),
-        );
-        self.allow(&req.actor, Op::ReadValue, &scope, &req.name)?;
-        let (h, rec) =
-            found.ok_or_else(|| Error::not_found("secret", format!("{scope}/{}", req.name)))?;
-        let version = req.version.unwrap_or(rec.version);
-        let vk = value_key(&h, version);
-        let raw = values.get(&vk)?.ok_or_else(|| {
-            Error::not_found(
-                "version",
-                format!("{}/{} version {version}", rec.scope, rec.name),
-            )
-        })?;
-        let val: ValueRec = self.open_row(TableId::Values, &vk, raw.value())?;
-        let mut fields: BTreeMap<String, SecretBytes> = val.fields.iter().cloned().collect();
-        let value = match &req.field {
-            None => val.value.clone(),
-            Some(f) => {
-                let v = fields
-                    .remove(f)
-                    .ok_or_else(|| Error::not_found("field", format!("{}#{f}", rec.name)))?;
-                fields.clear();
-                v
-            }
-        };
-        Ok((
-            SecretValue {
-                name: rec.name,
-                scope: rec.scope,
-                secret_type: rec.stype,
-                version,
-                value,
-                fields,
-                retrieved_at: crate::sys::now(),
-            },
-            h,
-        ))
     }
 
     /// Creates a secret or writes a new version (or, with `value: None` and no fields, changes
@@ -772,19 +559,4 @@ fn apply_set(
         });
     }
     Ok((rec, new_value))
-}
-
-/// Errors are not `Clone` (they may hold a source); a batch hands each request its own copy.
-fn clone_err(e: &Error) -> Error {
-    match e {
-        Error::Integrity { table, record } => Error::Integrity {
-            table: table.clone(),
-            record: record.clone(),
-        },
-        Error::Locked => Error::Locked,
-        other => Error::Internal {
-            message: other.to_string(),
-            source: None,
-        },
-    }
 }
