@@ -18,16 +18,16 @@ trap cleanup EXIT
 printf 'bench passphrase\n' > "$work/pass"; chmod 600 "$work/pass"
 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
-start_daemon() { # store socket
-  "$bin/tresord" --store "$1" --socket "$2" --passphrase-file "$work/pass" 2>>"$work/daemon.log" &
-  pids+=($!)
+start_daemon() { # store socket; sets $pid
+  "$bin/tresord" --store "$1" --socket "$2" --passphrase-file "$work/pass" >/dev/null 2>>"$work/daemon.log" &
+  pid=$!
+  pids+=("$pid")
   for _ in $(seq 200); do [ -S "$2" ] && "$bin/tresor" --socket "$2" status >/dev/null 2>&1 && break; sleep 0.05; done
-  echo "${pids[-1]}"
 }
 load() { # socket clients requests-per-client name
   python3 - "$@" <<'PY'
-import socket, sys, threading, http.client
-path, clients, n, name = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+import socket, sys, threading, http.client, urllib.parse
+path, clients, n, name = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), urllib.parse.quote(sys.argv[4], safe="")
 class C(http.client.HTTPConnection):
     def connect(self):
         self.sock = socket.socket(socket.AF_UNIX); self.sock.connect(path)
@@ -44,7 +44,7 @@ PY
 echo "== small store: idle RSS and tresor get"
 "$bin/tresor" --store "$work/small.tresor" --passphrase-file "$work/pass" init --insecure-kdf 2>/dev/null
 printf 'ghp_example_value_0123456789' | "$bin/tresor" --direct --store "$work/small.tresor" --passphrase-file "$work/pass" set github-pat 2>/dev/null
-pid=$(start_daemon "$work/small.tresor" "$work/small.sock")
+start_daemon "$work/small.tresor" "$work/small.sock"
 sleep 1
 echo "tresord idle RSS: $(rss_kib "$pid") KiB"
 hyperfine -N --warmup 20 --runs 300 --export-json "$work/get.json" \
@@ -61,9 +61,10 @@ grep -v insecure "$work/import.err" || true
 echo "file bytes per secret (uncompacted, incl. 100k import audit records): $(( $(stat -c %s "$work/big.tresor") / 100000 ))"
 hyperfine -N --warmup 2 --runs 10 \
   "$bin/tresor --direct --store $work/big.tresor --passphrase-file $work/pass show svc/secret-000001" 2>/dev/null | sed -n '1,4p'
-pid=$(start_daemon "$work/big.tresor" "$work/big.sock")
+start_daemon "$work/big.tresor" "$work/big.sock"
 sleep 1
 echo "tresord RSS at 100k, idle after open: $(rss_kib "$pid") KiB"
 load "$work/big.sock" 16 500 svc/secret-000042
+echo "tresord RSS at 100k, after 16 clients x 500 audited reads: $(rss_kib "$pid") KiB"
 "$bin/tresor" --socket "$work/big.sock" ls >/dev/null
-echo "tresord RSS at 100k, after 8,000 audited reads and a full listing: $(rss_kib "$pid") KiB"
+echo "tresord RSS at 100k, after also listing all 100k secrets in one response: $(rss_kib "$pid") KiB"

@@ -5,7 +5,7 @@ use super::backend::Backend;
 use super::output::{self, opt, ts};
 use super::remote::Remote;
 use super::unlock;
-use crate::client::{Client, daemon_answers};
+use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::protocol::Status;
 use crate::store::UnlockSecret;
@@ -15,29 +15,29 @@ use crate::types::SecretBytes;
 /// visible to every user of the host).
 pub const TOKEN_ENV: &str = "TRESOR_TOKEN";
 
-fn client(ctx: &Ctx) -> Result<Client> {
-    let c = Client::new(ctx.socket_path())?;
+fn with_token(c: Client) -> Result<Client> {
     match std::env::var_os(TOKEN_ENV) {
         Some(t) => c.with_token(&SecretBytes::new(t.into_encoded_bytes())),
         None => Ok(c),
     }
 }
 
-/// The daemon, when one answers on the socket.
+/// The daemon, when one answers on the socket. The probe's connection carries the first
+/// request, which keeps `tresor get` through the daemon to one connection.
 pub(super) fn connect(ctx: &Ctx) -> Result<Option<Box<dyn Backend>>> {
-    if !daemon_answers(&ctx.socket_path()) {
-        return Ok(None);
+    match Client::connect(ctx.socket_path())? {
+        None => Ok(None),
+        Some(c) => Ok(Some(Box::new(Remote {
+            client: with_token(c)?,
+        }))),
     }
-    Ok(Some(Box::new(Remote {
-        client: client(ctx)?,
-    })))
 }
 
 /// The client of a daemon that must be running (`lock`, `unlock`).
 fn running(ctx: &Ctx) -> Result<Client> {
     let socket = ctx.socket_path();
-    if daemon_answers(&socket) {
-        return client(ctx);
+    if let Some(c) = Client::connect(&socket)? {
+        return with_token(c);
     }
     Err(Error::not_found(
         "daemon",
@@ -74,8 +74,10 @@ fn print_status(ctx: &Ctx, s: &Status) -> Result<()> {
 /// `status`: the daemon's view when one answers, else what the file says without a key.
 pub(super) fn status(ctx: &Ctx) -> Result<()> {
     let socket = ctx.socket_path();
-    if !ctx.global().direct && daemon_answers(&socket) {
-        return print_status(ctx, &client(ctx)?.status()?);
+    if !ctx.global().direct
+        && let Some(c) = Client::connect(&socket)?
+    {
+        return print_status(ctx, &with_token(c)?.status()?);
     }
     let locked = ctx.open_locked()?;
     let slots = locked.keyslots()?;

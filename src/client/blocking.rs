@@ -38,6 +38,22 @@ impl Client {
         })
     }
 
+    /// Connects to the daemon at `socket` now: `None` when nothing listens there. The
+    /// connection made here carries the first request (a CLI probing for a daemon pays for one
+    /// connection, not two).
+    ///
+    /// # Errors
+    /// `Internal` when the runtime cannot be built.
+    pub fn connect(socket: impl Into<PathBuf>) -> Result<Option<Self>> {
+        let socket = socket.into();
+        let Ok(stream) = std::os::unix::net::UnixStream::connect(&socket) else {
+            return Ok(None);
+        };
+        let mut c = Self::new(socket)?;
+        c.inner = c.inner.with_stream(stream);
+        Ok(Some(c))
+    }
+
     /// Sends `Authorization: Bearer TOKEN` with every request.
     ///
     /// # Errors

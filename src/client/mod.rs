@@ -103,6 +103,9 @@ pub struct AsyncClient {
     socket: PathBuf,
     token: Option<SecretText>,
     conn: tokio::sync::Mutex<Option<(Sender, std::time::Instant)>>,
+    /// A connection made before the runtime existed (by [`crate::Client::connect`]), used for
+    /// the first request so that probing for a daemon costs no second connection.
+    preconnected: std::sync::Mutex<Option<std::os::unix::net::UnixStream>>,
 }
 
 impl std::fmt::Debug for AsyncClient {
@@ -121,7 +124,17 @@ impl AsyncClient {
             socket: socket.into(),
             token: None,
             conn: tokio::sync::Mutex::new(None),
+            preconnected: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Uses `stream` (already connected to the socket) for the first request.
+    pub(crate) fn with_stream(self, stream: std::os::unix::net::UnixStream) -> Self {
+        *self
+            .preconnected
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(stream);
+        self
     }
 
     /// Sends `Authorization: Bearer TOKEN` with every request (to pick an agent).
@@ -143,14 +156,23 @@ impl AsyncClient {
     }
 
     async fn connect(&self) -> Result<Sender> {
-        let stream = tokio::net::UnixStream::connect(&self.socket)
-            .await
-            .map_err(|e| {
-                Error::internal(
-                    format!("cannot connect to tresord at {}", self.socket.display()),
-                    e,
-                )
-            })?;
+        let early = self
+            .preconnected
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let stream = match early {
+            Some(s) => s
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::UnixStream::from_std(s)),
+            None => tokio::net::UnixStream::connect(&self.socket).await,
+        };
+        let stream = stream.map_err(|e| {
+            Error::internal(
+                format!("cannot connect to tresord at {}", self.socket.display()),
+                e,
+            )
+        })?;
         let (sender, conn) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| Error::internal("http handshake with tresord failed", e))?;
