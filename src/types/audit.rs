@@ -1,0 +1,194 @@
+//! The audit vocabulary: actions, outcomes, records as read back, queries, verify reports.
+
+use std::fmt;
+use std::str::FromStr;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::Channel;
+use crate::error::{Error, Result};
+
+/// The outcome of an audited action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Done.
+    Ok,
+    /// The policy said no (or the credentials were wrong).
+    Denied,
+    /// Nothing by that name.
+    NotFound,
+    /// Something else failed.
+    Error,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Ok => "ok",
+            Self::Denied => "denied",
+            Self::NotFound => "not_found",
+            Self::Error => "error",
+        })
+    }
+}
+
+impl FromStr for Outcome {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "ok" => Ok(Self::Ok),
+            "denied" => Ok(Self::Denied),
+            "not_found" => Ok(Self::NotFound),
+            "error" => Ok(Self::Error),
+            _ => Err(Error::invalid(
+                "outcome",
+                format!("expected ok, denied, not_found or error, found {s:?}"),
+            )),
+        }
+    }
+}
+
+/// The audited actions of SPEC §3.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum Action {
+    Read,
+    List,
+    Set,
+    Delete,
+    Rollback,
+    Principal,
+    Grant,
+    Revoke,
+    Unlock,
+    Lock,
+    Passwd,
+    Keyslot,
+    Rekey,
+    Export,
+    Import,
+}
+
+impl Action {
+    /// Every action.
+    pub const ALL: [Self; 15] = [
+        Self::Read,
+        Self::List,
+        Self::Set,
+        Self::Delete,
+        Self::Rollback,
+        Self::Principal,
+        Self::Grant,
+        Self::Revoke,
+        Self::Unlock,
+        Self::Lock,
+        Self::Passwd,
+        Self::Keyslot,
+        Self::Rekey,
+        Self::Export,
+        Self::Import,
+    ];
+
+    /// The spec's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::List => "list",
+            Self::Set => "set",
+            Self::Delete => "delete",
+            Self::Rollback => "rollback",
+            Self::Principal => "principal",
+            Self::Grant => "grant",
+            Self::Revoke => "revoke",
+            Self::Unlock => "unlock",
+            Self::Lock => "lock",
+            Self::Passwd => "passwd",
+            Self::Keyslot => "keyslot",
+            Self::Rekey => "rekey",
+            Self::Export => "export",
+            Self::Import => "import",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Action {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| Error::invalid("action", format!("unknown action {s:?}")))
+    }
+}
+
+/// One audit record, as read back (never a value).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Position in the chain, from 1.
+    pub seq: u64,
+    /// When.
+    pub time: Timestamp,
+    /// Who.
+    pub principal: String,
+    /// Peer uid.
+    pub uid: u32,
+    /// Peer gid.
+    pub gid: u32,
+    /// Peer pid.
+    pub pid: u32,
+    /// Peer executable.
+    pub exe: Option<String>,
+    /// What.
+    pub action: Action,
+    /// The secret's scope, when the action is about a secret.
+    pub scope: Option<String>,
+    /// The secret's (or principal's, or keyslot's) name.
+    pub name: Option<String>,
+    /// The version read or written.
+    pub version: Option<u64>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Socket or direct.
+    pub channel: Channel,
+}
+
+/// Filters for audit queries. Every field narrows; `limit` keeps the newest N.
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery {
+    /// Secret name.
+    pub secret: Option<String>,
+    /// Principal name.
+    pub principal: Option<String>,
+    /// Action.
+    pub action: Option<Action>,
+    /// Outcome.
+    pub outcome: Option<Outcome>,
+    /// At or after.
+    pub since: Option<Timestamp>,
+    /// Before.
+    pub until: Option<Timestamp>,
+    /// Records after this seq (for `--follow`).
+    pub after_seq: Option<u64>,
+    /// Keep only the last N matches.
+    pub limit: Option<usize>,
+}
+
+/// What `audit verify` found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    /// Whether the whole chain verified.
+    pub ok: bool,
+    /// How many records were walked.
+    pub records: u64,
+    /// The first seq that failed, if any.
+    pub first_broken_seq: Option<u64>,
+}
