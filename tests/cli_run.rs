@@ -173,14 +173,15 @@ fn missing_secrets_fail_before_the_child_starts() {
 }
 
 #[test]
-fn the_passphrase_variable_is_not_handed_to_the_child() {
+fn the_passphrase_and_token_variables_are_not_handed_to_the_child() {
     let env = env_with_secret();
     let mut c = env.cmd();
     c.env("TRESOR_PASSPHRASE", cli_support::PASS)
+        .env("TRESOR_TOKEN", "tresor_not-a-real-token")
         .arg("--store")
         .arg(&env.store)
         .args(["run", "--secret", "github-pat", "--", "sh", "-c"])
-        .arg("[ -z \"$TRESOR_PASSPHRASE\" ] && echo clean");
+        .arg("[ -z \"$TRESOR_PASSPHRASE$TRESOR_TOKEN\" ] && echo clean");
     let r = env.finish(c, None);
     assert_eq!(r.code, 0, "{}", r.err_only());
     assert_eq!(r.out(), "clean\n");

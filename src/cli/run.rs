@@ -243,8 +243,11 @@ fn child_command(
     piped: bool,
 ) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(program);
-    // The store's passphrase is ours, not the child's.
-    command.args(args).env_remove("TRESOR_PASSPHRASE");
+    // The store's passphrase and the agent's token are ours, not the child's.
+    command
+        .args(args)
+        .env_remove("TRESOR_PASSPHRASE")
+        .env_remove(super::daemon_ctl::TOKEN_ENV);
     for (k, v) in env {
         command.env(k, OsStr::from_bytes(v.expose()));
     }

@@ -102,14 +102,14 @@ pub fn derive(passphrase: &[u8], salt: &[u8], params: &KdfParams) -> Result<Key>
     )
     .map_err(|e| Error::invalid("kdf parameters", e.to_string()))?;
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, p);
-    let mut out = [0u8; KEY_LEN];
+    let mut out = Key::zeroed();
     argon
-        .hash_password_into(passphrase, salt, &mut out)
+        .hash_password_into(passphrase, salt, out.bytes_mut())
         .map_err(|e| Error::Internal {
             message: format!("argon2id failed: {e}"),
             source: None,
         })?;
-    Ok(Key::from_bytes(out))
+    Ok(out)
 }
 
 /// Picks parameters that take about `target` on this host, never below [`KdfParams::MIN`]:

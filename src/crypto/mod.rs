@@ -34,9 +34,20 @@ impl Key {
     /// # Errors
     /// `Internal` when the OS has no randomness to give.
     pub fn random() -> Result<Self> {
-        let mut k = [0u8; KEY_LEN];
-        fill_random(&mut k)?;
-        Ok(Self(k))
+        let mut k = Self::zeroed();
+        fill_random(&mut k.0)?;
+        Ok(k)
+    }
+
+    /// An all-zero key to fill in place, so that no unwiped copy of the key bytes is left on
+    /// the stack.
+    pub(crate) fn zeroed() -> Self {
+        Self([0u8; KEY_LEN])
+    }
+
+    /// The key bytes, to fill in place.
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8; KEY_LEN] {
+        &mut self.0
     }
 
     /// Wraps key bytes.

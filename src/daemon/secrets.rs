@@ -34,7 +34,10 @@ pub(crate) async fn show(
     Params(q): Params<ScopeQuery>,
 ) -> ApiResult<Json<SecretMeta>> {
     let store = caller.store()?;
-    Ok(Json(store.show(&caller.actor, &name, q.scope.as_ref())?))
+    let actor = caller.actor;
+    // Off the async workers: a denial is audited with a durable commit.
+    let meta = blocking(move || store.show(&actor, &name, q.scope.as_ref())).await?;
+    Ok(Json(meta))
 }
 
 /// `GET /v1/secrets/{name}/value`: through the group commit.
@@ -112,7 +115,9 @@ pub(crate) async fn check(
     Body(body): Body<CheckRequest>,
 ) -> ApiResult<Json<CheckResult>> {
     let store = caller.store()?;
-    Ok(Json(store.check(&caller.actor, &body.required)?))
+    let actor = caller.actor;
+    let result = blocking(move || store.check(&actor, &body.required)).await?;
+    Ok(Json(result))
 }
 
 /// `POST /v1/env`: every secret read in one group commit, each audited; the first failure

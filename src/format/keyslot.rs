@@ -113,9 +113,9 @@ impl KeyslotRecord {
     pub fn unwrap_key(&self, kek: &Key, header: &[u8], slot_id: u32) -> Option<Key> {
         let prefix = Self::prefix(self.kind, self.kdf.as_ref(), &self.salt);
         let pt = crypto::open(kek, &Self::ad(header, slot_id, &prefix), &self.wrapped)?;
-        let mut k = [0u8; KEY_LEN];
-        k.copy_from_slice(pt.get(..KEY_LEN)?);
-        Some(Key::from_bytes(k))
+        let mut k = Key::zeroed();
+        k.bytes_mut().copy_from_slice(pt.get(..KEY_LEN)?);
+        Some(k)
     }
 
     /// The fixed encoding.

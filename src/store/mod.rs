@@ -81,6 +81,8 @@ pub struct Store {
     /// The slot used to unlock and its key-encryption key, kept so that `rekey` can re-wrap it.
     unlocked_slot: RwLock<(u32, Key)>,
     pub(crate) principals: RwLock<principals::Cache>,
+    /// Serializes principal changes (read, write, commit, cache reload).
+    pub(crate) principal_writes: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Store {
@@ -225,6 +227,7 @@ impl Store {
             keys: SubKeys::derive(&dk),
             unlocked_slot: RwLock::new((0, kek)),
             principals: RwLock::new(principals::Cache::default()),
+            principal_writes: std::sync::Mutex::new(()),
         };
         let txn = store.db.begin_write()?;
         {
@@ -448,6 +451,7 @@ impl LockedStore {
             keys: SubKeys::derive(&dk),
             unlocked_slot: RwLock::new((id, kek)),
             principals: RwLock::new(principals::Cache::default()),
+            principal_writes: std::sync::Mutex::new(()),
         };
         drop(dk);
         store.check_audit_head()?;

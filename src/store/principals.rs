@@ -220,11 +220,8 @@ impl Store {
     pub(crate) fn principal_for(&self, actor: &Actor) -> Result<(Principal, Vec<String>)> {
         let cache = self.principals.read().map_err(|_| poisoned())?;
         let teams = cache.teams_of(&actor.principal);
-        if let Some(rec) = cache.by_name.get(&actor.principal)
-            && rec.kind != PrincipalKind::Team
-        {
-            return Ok((rec.to_public(), teams));
-        }
+        // Whoever unlocked the file is owner (SPEC §2), whatever a stored principal of the same
+        // name may be; so is the daemon acting for itself.
         if actor.channel == Channel::Direct && actor.role == Some(Role::Owner) {
             return Ok((
                 Principal {
@@ -239,6 +236,11 @@ impl Store {
                 },
                 teams,
             ));
+        }
+        if let Some(rec) = cache.by_name.get(&actor.principal)
+            && rec.kind != PrincipalKind::Team
+        {
+            return Ok((rec.to_public(), teams));
         }
         Err(Error::Unauthenticated {
             reason: format!("unknown principal {}", actor.principal),
@@ -295,7 +297,13 @@ impl Store {
         }
         let agents: Vec<&PrincipalRec> = callers()
             .filter(|p| {
-                p.kind == PrincipalKind::Agent && p.uid == Some(uid) && p.token_hash.is_none()
+                // Matched by uid (and gid when it names one), or by gid alone.
+                let by_id = match (p.uid, p.gid) {
+                    (Some(u), g) => u == uid && g.is_none_or(|g| g == gid),
+                    (None, Some(g)) => g == gid,
+                    (None, None) => false,
+                };
+                p.kind == PrincipalKind::Agent && p.token_hash.is_none() && by_id
             })
             .collect();
         match agents.as_slice() {
@@ -334,6 +342,12 @@ impl Store {
         f: impl FnOnce(Option<PrincipalRec>) -> Result<Option<PrincipalRec>>,
     ) -> Result<Option<Principal>> {
         self.authorize_admin(actor, action, name)?;
+        // One principal change at a time, from read to cache reload: two changes to the same
+        // record must not both start from the same old copy (a revoke would be undone).
+        let _serial = self
+            .principal_writes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let existing = self
             .principals
             .read()
@@ -452,17 +466,17 @@ impl Store {
     /// # Errors
     /// `NotFound`; `Conflict` when removing the last owner.
     pub fn principal_remove(&self, actor: &Actor, name: &str) -> Result<()> {
-        let owners = self
-            .principals
-            .read()
-            .map_err(|_| poisoned())?
-            .by_name
-            .values()
-            .filter(|p| p.kind == PrincipalKind::Owner)
-            .count();
+        let owners = || {
+            self.principals.read().map_or(0, |c| {
+                c.by_name
+                    .values()
+                    .filter(|p| p.kind == PrincipalKind::Owner)
+                    .count()
+            })
+        };
         self.mutate_principal(actor, Action::Principal, name, |old| match old {
             None => Err(Error::not_found("principal", name)),
-            Some(o) if o.kind == PrincipalKind::Owner && owners <= 1 => Err(Error::Conflict {
+            Some(o) if o.kind == PrincipalKind::Owner && owners() <= 1 => Err(Error::Conflict {
                 reason: format!("{name} is the last owner"),
                 references: Vec::new(),
             }),
