@@ -29,6 +29,8 @@ pub struct ValueQuery {
 pub trait Backend {
     /// How requests travel (`direct` or `socket`).
     fn channel(&self) -> Channel;
+    /// The caller's principal name, when the other side knows it.
+    fn whoami(&self) -> Result<Option<String>>;
     /// Metadata of the visible secrets.
     fn list(&self, filter: &ListFilter) -> Result<Vec<SecretMeta>>;
     /// Metadata and versions of one secret.
@@ -100,6 +102,9 @@ impl Direct {
 impl Backend for Direct {
     fn channel(&self) -> Channel {
         Channel::Direct
+    }
+    fn whoami(&self) -> Result<Option<String>> {
+        Ok(Some(self.actor.principal.clone()))
     }
     fn list(&self, filter: &ListFilter) -> Result<Vec<SecretMeta>> {
         self.store.list(&self.actor, filter)

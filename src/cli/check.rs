@@ -34,7 +34,7 @@ struct Required {
 }
 
 /// `[scope/]NAME[#field]` or a `tresor://` reference.
-fn parse_name(text: &str) -> Result<Reference> {
+pub(super) fn parse_name(text: &str) -> Result<Reference> {
     if text.starts_with(SCHEME) {
         Reference::parse(text)
     } else {
@@ -43,14 +43,14 @@ fn parse_name(text: &str) -> Result<Reference> {
 }
 
 /// How a requirement is shown: the reference without its scheme.
-fn shown(r: &Reference) -> String {
+pub(super) fn shown(r: &Reference) -> String {
     r.to_string()
         .strip_prefix(SCHEME)
         .map(str::to_owned)
         .unwrap_or_default()
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
+pub(super) fn line_of(text: &str, offset: usize) -> usize {
     text.get(..offset)
         .map_or(1, |t| t.matches('\n').count() + 1)
 }
@@ -105,7 +105,7 @@ fn read_requirements(path: &Path) -> Result<Vec<Reference>> {
 
 /// Looks the requirements up: unscoped names in one `check` call, scoped ones by their
 /// metadata (a secret the caller may not see is missing).
-fn look_up(ctx: &Ctx, wanted: &[Reference]) -> Result<CheckResult> {
+pub(super) fn look_up(ctx: &Ctx, wanted: &[Reference]) -> Result<CheckResult> {
     let backend = ctx.backend()?;
     let unscoped: Vec<String> = wanted
         .iter()

@@ -15,6 +15,8 @@
 //! run         run (env injection; mask: streaming masking of its output)
 //! inject      inject (templates); check (pre-flight)
 //! import      import (dotenv: the parser shared with run --env-file); export
+//! report      report inventory | rotation (cert: X.509 expiry) | integrations
+//! apply       apply: manifest (parse), plan (diff against the store), then the changes
 //! reference   tresor://[scope/]name[#field]
 //! files       new 0600 files written whole, then moved into place
 //! ```
@@ -25,9 +27,11 @@
 //! `TRESOR_TOKEN`), else to the file. `init`, `passwd`, `keyslot`, `rekey` and `backup` always
 //! work on the file: the daemon's API has no endpoints for them.
 
+mod apply;
 pub mod args;
 mod audit;
 pub mod backend;
+mod cert;
 mod check;
 mod daemon_ctl;
 mod dotenv;
@@ -41,6 +45,7 @@ mod output;
 mod principals;
 mod reference;
 mod remote;
+mod report;
 mod run;
 mod secrets;
 mod unlock;
@@ -75,6 +80,8 @@ fn dispatch(ctx: &Ctx, command: &Command) -> Result<ExitCode> {
         Command::Check(a) => check::check(ctx, a),
         Command::Import(a) => import::import(ctx, a),
         Command::Export(a) => export::export(ctx, a),
+        Command::Report(c) => report::report(ctx, c),
+        Command::Apply(a) => apply::apply(ctx, a),
         Command::Init(a) => keys::init(ctx, a),
         Command::Set(a) => secrets::set(ctx, a),
         Command::Get(a) => secrets::get(ctx, a),

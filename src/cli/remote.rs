@@ -23,6 +23,9 @@ impl Backend for Remote {
     fn channel(&self) -> Channel {
         Channel::Socket
     }
+    fn whoami(&self) -> Result<Option<String>> {
+        Ok(self.client.status()?.principal)
+    }
     fn list(&self, filter: &ListFilter) -> Result<Vec<SecretMeta>> {
         self.client.list(filter)
     }

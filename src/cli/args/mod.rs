@@ -5,8 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod reports;
 mod tools;
 
+pub use reports::{ApplyArgs, IntegrationsArgs, ReportCommand, RotationArgs};
 pub use tools::{
     CheckArgs, ExportArgs, ExportFormat, ImportArgs, ImportFormat, InjectArgs, RunArgs,
 };
@@ -105,6 +107,12 @@ pub enum Command {
     /// Export every secret you may read, values in plaintext, to a new 0600 JSON file
     #[command(long_about = tools::EXPORT_LONG_HELP)]
     Export(ExportArgs),
+    /// Reports: inventory, rotation due, integrations' requirements (no values)
+    #[command(subcommand, long_about = reports::REPORT_LONG_HELP)]
+    Report(ReportCommand),
+    /// Make the store match a manifest of secrets, principals and teams (plan first)
+    #[command(long_about = reports::APPLY_LONG_HELP)]
+    Apply(ApplyArgs),
     /// Change the passphrase
     Passwd(PasswdArgs),
     /// Manage keyslots (passphrases, key files, recovery keys)

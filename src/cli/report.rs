@@ -1,0 +1,382 @@
+//! `report inventory | rotation | integrations`: read-only views over every secret the caller
+//! may see. Only `rotation` reads values, and only of `certificate` secrets (audited, like any
+//! read); nothing here prints one.
+
+use std::path::Path;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use super::Ctx;
+use super::args::{ReportCommand, RotationArgs};
+use super::backend::{Backend, ValueQuery};
+use super::check::{line_of, look_up, parse_name, shown};
+use super::output::{self, opt, ts};
+use super::reference::{Reference, reason};
+use super::unlock::read_secret_file;
+use crate::error::{Error, Result};
+use crate::types::{ListFilter, SecretMeta, SecretType};
+
+const DAY: i64 = 86_400;
+
+/// `report ...`.
+pub fn report(ctx: &Ctx, cmd: &ReportCommand) -> Result<()> {
+    match cmd {
+        ReportCommand::Inventory => inventory(ctx),
+        ReportCommand::Rotation(a) => rotation(ctx, a),
+        ReportCommand::Integrations(a) => integrations(ctx, &a.file),
+    }
+}
+
+/// Whole days from `from` to `to` (negative when `to` is earlier), rounded down.
+fn days_between(from: Timestamp, to: Timestamp) -> i64 {
+    (to.as_second() - from.as_second()).div_euclid(DAY)
+}
+
+/// One row of `report inventory`.
+#[derive(Debug, Serialize)]
+struct InventoryRow {
+    scope: String,
+    name: String,
+    #[serde(rename = "type")]
+    secret_type: SecretType,
+    integration: Option<String>,
+    version: u64,
+    versions_kept: usize,
+    updated_at: String,
+    last_used: Option<String>,
+    age_days: i64,
+    max_age_days: Option<u32>,
+}
+
+fn inventory_row(m: &SecretMeta, now: Timestamp) -> InventoryRow {
+    InventoryRow {
+        scope: m.scope.to_string(),
+        name: m.name.clone(),
+        secret_type: m.secret_type,
+        integration: m.integration.clone(),
+        version: m.version,
+        versions_kept: m.versions.len(),
+        updated_at: ts(m.updated_at),
+        last_used: m.last_used.map(ts),
+        age_days: days_between(m.current_version_at(), now),
+        max_age_days: m.max_age_days,
+    }
+}
+
+fn inventory(ctx: &Ctx) -> Result<()> {
+    let now = crate::sys::now();
+    let rows: Vec<InventoryRow> = ctx
+        .backend()?
+        .list(&ListFilter::default())?
+        .iter()
+        .map(|m| inventory_row(m, now))
+        .collect();
+    if ctx.json() {
+        return output::print_json(&rows);
+    }
+    let mut t = output::table(&[
+        "SCOPE",
+        "NAME",
+        "TYPE",
+        "INTEGRATION",
+        "VERSION",
+        "KEPT",
+        "UPDATED",
+        "LAST USED",
+        "AGE",
+        "MAX AGE",
+    ]);
+    for r in rows {
+        t.add_row(vec![
+            r.scope,
+            r.name,
+            r.secret_type.to_string(),
+            opt(r.integration),
+            r.version.to_string(),
+            r.versions_kept.to_string(),
+            r.updated_at,
+            opt(r.last_used),
+            format!("{}d", r.age_days),
+            r.max_age_days
+                .map_or_else(|| "-".into(), |d| format!("{d}d")),
+        ]);
+    }
+    output::print_table(&t, "no secrets")
+}
+
+/// The default rotation period of a type, in days (`None`: no default).
+fn default_limit(t: SecretType) -> Option<u32> {
+    match t {
+        SecretType::Token | SecretType::Bearer => Some(60),
+        SecretType::Credentials | SecretType::Oauth => Some(90),
+        SecretType::Plain | SecretType::Url | SecretType::EnvVar | SecretType::Certificate => None,
+    }
+}
+
+/// One secret due (or soon due) for rotation.
+#[derive(Debug, Serialize)]
+struct RotationItem {
+    scope: String,
+    name: String,
+    #[serde(rename = "type")]
+    secret_type: SecretType,
+    age_days: i64,
+    limit_days: Option<i64>,
+    due_in_days: Option<i64>,
+    reason: String,
+}
+
+impl RotationItem {
+    fn new(m: &SecretMeta, age_days: i64, reason: String) -> Self {
+        Self {
+            scope: m.scope.to_string(),
+            name: m.name.clone(),
+            secret_type: m.secret_type,
+            age_days,
+            limit_days: None,
+            due_in_days: None,
+            reason,
+        }
+    }
+
+    fn limit(mut self, limit: i64) -> Self {
+        self.limit_days = Some(limit);
+        self.due_in_days = Some(limit - self.age_days);
+        self
+    }
+}
+
+/// The age policy of a secret: `max_age_days`, else its type's default.
+fn age_policy(m: &SecretMeta, age: i64) -> Option<RotationItem> {
+    if let Some(d) = m.max_age_days {
+        return Some(RotationItem::new(m, age, format!("max_age_days {d}")).limit(i64::from(d)));
+    }
+    let d = default_limit(m.secret_type)?;
+    Some(
+        RotationItem::new(m, age, format!("{} default {d} days", m.secret_type))
+            .limit(i64::from(d)),
+    )
+}
+
+/// A certificate's state: its notAfter (or why it is unknown), combined with `max_age_days`
+/// when that is nearer.
+fn cert_policy(
+    m: &SecretMeta,
+    age: i64,
+    expiry: Result<Timestamp>,
+    now: Timestamp,
+) -> RotationItem {
+    let by_expiry = match expiry {
+        Ok(t) => {
+            let left = days_between(now, t);
+            let word = if t < now { "expired" } else { "expires" };
+            RotationItem::new(m, age, format!("certificate {word} {}", ts(t))).limit(age + left)
+        }
+        Err(e) => RotationItem::new(m, age, format!("unknown: {}", reason(&e))),
+    };
+    match (by_expiry.due_in_days, age_policy(m, age)) {
+        (Some(e), Some(p)) if p.due_in_days.is_some_and(|d| d < e) => p,
+        _ => by_expiry,
+    }
+}
+
+/// Reads the certificates' values (each read audited) and returns their expiry.
+fn cert_expiries(b: &dyn Backend, certs: &[&SecretMeta]) -> Vec<Result<Timestamp>> {
+    let qs: Vec<ValueQuery> = certs
+        .iter()
+        .map(|m| ValueQuery {
+            name: m.name.clone(),
+            scope: Some(m.scope.clone()),
+            ..ValueQuery::default()
+        })
+        .collect();
+    b.read_values(&qs)
+        .into_iter()
+        .map(|r| {
+            let v = r?;
+            crate::cli::cert::not_after(v.value.expose())
+                .map_err(|why| Error::invalid("certificate", why))
+        })
+        .collect()
+}
+
+fn rotation(ctx: &Ctx, args: &RotationArgs) -> Result<()> {
+    let b = ctx.backend()?;
+    let now = crate::sys::now();
+    let all = b.list(&ListFilter::default())?;
+    let certs: Vec<&SecretMeta> = all
+        .iter()
+        .filter(|m| m.secret_type == SecretType::Certificate)
+        .collect();
+    let mut expiries = cert_expiries(b.as_ref(), &certs).into_iter();
+    let window = i64::from(args.days);
+    let mut due = Vec::new();
+    for m in &all {
+        let age = days_between(m.current_version_at(), now);
+        let item = if m.secret_type == SecretType::Certificate {
+            let e = expiries
+                .next()
+                .unwrap_or_else(|| Err(Error::invalid("certificate", "no value was read")));
+            Some(cert_policy(m, age, e, now))
+        } else {
+            age_policy(m, age)
+        };
+        // Unknown certificates are always listed: nobody can tell they are fine.
+        if let Some(d) = item.filter(|d| d.due_in_days.is_none_or(|n| n <= window)) {
+            due.push(d);
+        }
+    }
+    print_due(ctx, &due)
+}
+
+fn print_due(ctx: &Ctx, due: &[RotationItem]) -> Result<()> {
+    if ctx.json() {
+        return output::print_json(due);
+    }
+    let mut t = output::table(&["SCOPE", "NAME", "TYPE", "AGE", "LIMIT", "DUE IN", "REASON"]);
+    for d in due {
+        let days = |v: Option<i64>| v.map_or_else(|| "-".into(), |n| format!("{n}d"));
+        t.add_row(vec![
+            d.scope.clone(),
+            d.name.clone(),
+            d.secret_type.to_string(),
+            format!("{}d", d.age_days),
+            days(d.limit_days),
+            days(d.due_in_days),
+            d.reason.clone(),
+        ]);
+    }
+    output::print_table(&t, "nothing due for rotation")
+}
+
+/// An integrations file (see `tresor report --help`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Integrations {
+    #[serde(default)]
+    integration: Vec<Integration>,
+}
+
+/// One `[[integration]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Integration {
+    name: String,
+    #[serde(default)]
+    requires: Vec<Spanned<String>>,
+}
+
+/// Reads an integrations file; errors name its line.
+fn read_integrations(path: &Path) -> Result<Vec<(String, Vec<Reference>)>> {
+    let source = path.display().to_string();
+    let raw = read_secret_file(path, "integrations")?;
+    let text = raw
+        .as_str()
+        .ok_or_else(|| Error::invalid(&source, "an integrations file is UTF-8 text"))?;
+    let at = |offset: usize, why: String| {
+        Error::invalid(format!("{source} line {}", line_of(text, offset)), why)
+    };
+    let file: Integrations = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        at(offset, e.message().trim().to_owned())
+    })?;
+    if file.integration.is_empty() {
+        return Err(Error::invalid(&source, "no [[integration]] tables"));
+    }
+    file.integration
+        .into_iter()
+        .map(|i| {
+            let refs = i
+                .requires
+                .iter()
+                .map(|r| parse_name(r.get_ref()).map_err(|e| at(r.span().start, reason(&e))))
+                .collect::<Result<Vec<_>>>()?;
+            Ok((i.name, refs))
+        })
+        .collect()
+}
+
+/// One integration's state.
+#[derive(Debug, Serialize)]
+struct IntegrationState {
+    name: String,
+    present: Vec<String>,
+    missing: Vec<String>,
+}
+
+fn integrations(ctx: &Ctx, path: &Path) -> Result<()> {
+    let wanted = read_integrations(path)?;
+    let mut all: Vec<Reference> = wanted.iter().flat_map(|(_, r)| r.clone()).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    all.retain(|r| seen.insert(r.clone()));
+    let found = look_up(ctx, &all)?;
+    let states: Vec<IntegrationState> = wanted
+        .iter()
+        .map(|(name, refs)| {
+            let (missing, present): (Vec<String>, Vec<String>) = refs
+                .iter()
+                .map(shown)
+                .partition(|s| found.missing.contains(s));
+            IntegrationState {
+                name: name.clone(),
+                present,
+                missing,
+            }
+        })
+        .collect();
+    if ctx.json() {
+        output::print_json(&states)?;
+    } else {
+        let mut t = output::table(&["INTEGRATION", "STATUS", "SECRET"]);
+        for s in &states {
+            for (status, names) in [("present", &s.present), ("missing", &s.missing)] {
+                for n in names {
+                    t.add_row(vec![s.name.clone(), status.to_owned(), n.clone()]);
+                }
+            }
+        }
+        output::print_table(&t, "no requirements")?;
+    }
+    let broken: Vec<String> = states
+        .iter()
+        .filter(|s| !s.missing.is_empty())
+        .map(|s| format!("{} ({})", s.name, s.missing.join(", ")))
+        .collect();
+    if broken.is_empty() {
+        return Ok(());
+    }
+    Err(Error::not_found("required secrets", broken.join("; ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_round_down() {
+        let a: Timestamp = "2026-01-01T00:00:00Z".parse().expect("time");
+        let b: Timestamp = "2026-01-03T23:59:59Z".parse().expect("time");
+        assert_eq!(days_between(a, b), 2);
+        assert_eq!(days_between(b, a), -3);
+    }
+
+    #[test]
+    fn integrations_errors_name_the_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("i.toml");
+        for (text, line) in [
+            (
+                "[[integration]]\nname = \"gh\"\nrequires = [\"ok\", \"bad name\"]\n",
+                3,
+            ),
+            ("[[integration]]\nname = \"gh\"\ncolour = 1\n", 3),
+            ("\n[[integration]\n", 2),
+        ] {
+            std::fs::write(&p, text).expect("write");
+            let e = read_integrations(&p).expect_err(text).to_string();
+            assert!(e.contains(&format!("i.toml line {line}:")), "{e}");
+        }
+    }
+}
