@@ -32,6 +32,8 @@ fn help_texts() {
     insta::assert_snapshot!("help_check", help(&["check"]));
     insta::assert_snapshot!("help_import", help(&["import"]));
     insta::assert_snapshot!("help_export", help(&["export"]));
+    insta::assert_snapshot!("help_report", help(&["report"]));
+    insta::assert_snapshot!("help_apply", help(&["apply"]));
 }
 
 #[test]

@@ -47,7 +47,9 @@ pub const APPLY_LONG_HELP: &str = "\
     A value is written only when the secret does not exist yet (its source is read only \
     then); to change a value later use `tresor set`. Keys a secret leaves out are left as \
     they are. A principal's grants and a team's members are made exactly those listed. \
-    Tokens are not issued by apply (`principal add --token` does that once).\n\n\
+    Tokens are not issued by apply (`principal add --token` does that once); a principal \
+    whose role, uid or gid changes is re-added, which drops a token it had (the plan says \
+    so).\n\n\
     --prune also deletes the secrets, principals and teams you may see that the manifest \
     does not list; never your own principal. A secret that grants or references still name \
     is refused (exit 7). A manifest that does not parse exits 2 naming the line or field.";
