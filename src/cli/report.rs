@@ -31,7 +31,9 @@ pub fn report(ctx: &Ctx, cmd: &ReportCommand) -> Result<()> {
 
 /// Whole days from `from` to `to` (negative when `to` is earlier), rounded down.
 fn days_between(from: Timestamp, to: Timestamp) -> i64 {
-    (to.as_second() - from.as_second()).div_euclid(DAY)
+    // Microseconds, not seconds: truncating both ends to whole seconds would count 10 days
+    // minus a few milliseconds as 10 whole days when both fall in the same second.
+    (to.as_microsecond() - from.as_microsecond()).div_euclid(DAY * 1_000_000)
 }
 
 /// One row of `report inventory`.
