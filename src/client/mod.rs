@@ -29,9 +29,9 @@ pub use blocking::Client;
 
 use crate::error::{Error, Result};
 use crate::protocol::{
-    API_HEADER, API_VERSION, AuditList, AuditParams, CheckRequest, Deleted, EnvItem, EnvRequest,
-    EnvResponse, ErrorResponse, PrincipalList, PrincipalOp, PrincipalResponse, RollbackRequest,
-    SecretList, SecretText, SetBody, Status, UnlockRequest, ValueQuery, ValueResponse, decode_map,
+    API_HEADER, API_VERSION, AuditList, CheckRequest, Deleted, EnvItem, EnvRequest, EnvResponse,
+    ErrorResponse, PrincipalList, PrincipalOp, PrincipalResponse, RollbackRequest, SecretList,
+    SecretText, SetBody, Status, UnlockRequest, ValueQuery, ValueResponse, decode_map,
 };
 use crate::store::{Grant, Passphrase, Principal, PrincipalSpec};
 use crate::types::{
@@ -411,7 +411,7 @@ impl AsyncClient {
 
     /// `GET /v1/audit`: matching records, oldest first.
     pub async fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
-        let p = AuditParams::from(q);
+        let p = q.clone();
         let qs = query(&[
             ("secret", p.secret),
             ("principal", p.principal),

@@ -78,7 +78,7 @@ pub(crate) async fn audit(
 ) -> ApiResult<Json<AuditList>> {
     let store = caller.store()?;
     let actor = caller.actor;
-    let records = blocking(move || store.audit(&actor, &q.into())).await?;
+    let records = blocking(move || store.audit(&actor, &q)).await?;
     Ok(Json(AuditList { records }))
 }
 

@@ -21,8 +21,8 @@ pub use value::{
 use crate::error::{Error, Result};
 use crate::store::{Grant, Principal};
 use crate::types::{
-    Action, AuditQuery, AuditRecord, ListFilter, Outcome, Role, Scope, SecretMeta, SecretType,
-    SecretValue, SetRequest,
+    AuditQuery, AuditRecord, ListFilter, Role, Scope, SecretMeta, SecretType, SecretValue,
+    SetRequest,
 };
 
 /// The API version this build speaks.
@@ -383,57 +383,9 @@ pub struct EnvResponse {
     pub env_base64: BTreeMap<String, SecretText>,
 }
 
-/// `GET /v1/audit` query.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditParams {
-    /// Secret name.
-    pub secret: Option<String>,
-    /// Principal.
-    pub principal: Option<String>,
-    /// Action.
-    pub action: Option<Action>,
-    /// Outcome.
-    pub outcome: Option<Outcome>,
-    /// At or after (RFC 3339).
-    pub since: Option<Timestamp>,
-    /// Before (RFC 3339).
-    pub until: Option<Timestamp>,
-    /// Only the newest N matches.
-    pub limit: Option<usize>,
-    /// Only records after this seq (for `--follow`).
-    pub after_seq: Option<u64>,
-}
-
-impl From<AuditParams> for AuditQuery {
-    fn from(p: AuditParams) -> Self {
-        Self {
-            secret: p.secret,
-            principal: p.principal,
-            action: p.action,
-            outcome: p.outcome,
-            since: p.since,
-            until: p.until,
-            after_seq: p.after_seq,
-            limit: p.limit,
-        }
-    }
-}
-
-impl From<&AuditQuery> for AuditParams {
-    fn from(q: &AuditQuery) -> Self {
-        Self {
-            secret: q.secret.clone(),
-            principal: q.principal.clone(),
-            action: q.action,
-            outcome: q.outcome,
-            since: q.since,
-            until: q.until,
-            limit: q.limit,
-            after_seq: q.after_seq,
-        }
-    }
-}
+/// `GET /v1/audit` query: the core's [`AuditQuery`], which deserializes from the query string
+/// and refuses unknown parameters.
+pub type AuditParams = AuditQuery;
 
 /// `GET /v1/audit` response, oldest first.
 #[derive(Clone, Debug, Serialize, Deserialize)]

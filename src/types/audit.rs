@@ -161,8 +161,10 @@ pub struct AuditRecord {
     pub channel: Channel,
 }
 
-/// Filters for audit queries. Every field narrows; `limit` keeps the newest N.
-#[derive(Clone, Debug, Default)]
+/// Filters for audit queries. Every field narrows; `limit` keeps the newest N. Also the query
+/// string of `GET /v1/audit`, where unknown parameters are refused.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Secret name.
     pub secret: Option<String>,
