@@ -19,9 +19,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tresor::Api;
+use tresor::ops::secrets::{GetValue, List, Show};
 
 use tresor::daemon::Config;
-use tresor::{Actor, AsyncClient, KdfChoice, ListFilter, Passphrase, SetRequest, Store};
+use tresor::{Actor, AsyncClient, KdfChoice, Passphrase, SetRequest, Store};
 
 const SECRETS: usize = 100;
 
@@ -107,10 +109,17 @@ enum Op {
 async fn one(c: &AsyncClient, op: Op, i: usize) {
     let name = format!("secret-{:04}", i % SECRETS);
     match op {
-        Op::Read => drop(c.get_value(&name, None, None).await.unwrap()),
+        Op::Read => drop(
+            c.call(GetValue {
+                name,
+                ..GetValue::default()
+            })
+            .await
+            .unwrap(),
+        ),
         Op::Status => drop(c.status().await.unwrap()),
-        Op::Show => drop(c.show(&name, None).await.unwrap()),
-        Op::List => drop(c.list(&ListFilter::default()).await.unwrap()),
+        Op::Show => drop(c.call(Show { name, scope: None }).await.unwrap()),
+        Op::List => drop(c.call(List::default()).await.unwrap()),
     }
 }
 

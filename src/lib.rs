@@ -49,6 +49,8 @@ pub mod crypto;
 pub mod daemon;
 pub mod error;
 pub mod format;
+#[cfg(feature = "protocol")]
+pub mod ops;
 pub mod paths;
 pub mod policy;
 #[cfg(feature = "protocol")]
@@ -60,6 +62,8 @@ pub mod types;
 #[cfg(feature = "client")]
 pub use client::{AsyncClient, Client};
 pub use error::{Error, ErrorCode, Result};
+#[cfg(feature = "protocol")]
+pub use ops::{Api, Local};
 pub use store::{
     CreateOptions, Grant, KdfChoice, KeyslotInfo, LockedStore, NewKeyslot, Passphrase, Principal,
     PrincipalKind, PrincipalSpec, Store, UnlockSecret,

@@ -7,6 +7,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use tresor::Api;
 
 use common::{PASS, TestDaemon, put, raw, request, status_of};
 use tresor::protocol::{EnvItem, EnvSpec, PrincipalOp};
@@ -51,14 +52,12 @@ fn secrets_round_trip() {
     assert_eq!(v1.value.expose(), b"ghp_one");
     assert_eq!(v1.fields["user"].expose(), b"octo");
     let f = c
-        .get_value_with(
-            "ci/github-pat",
-            &tresor::protocol::ValueQuery {
-                version: Some(1),
-                field: Some("user".into()),
-                ..Default::default()
-            },
-        )
+        .read(&tresor::ValueRef {
+            name: "ci/github-pat".into(),
+            version: Some(1),
+            field: Some("user".into()),
+            ..Default::default()
+        })
         .unwrap();
     assert_eq!(f.value.expose(), b"octo");
 

@@ -7,6 +7,7 @@
 mod common;
 
 use common::{TestDaemon, put};
+use tresor::Api;
 use tresor::{Action, AuditQuery, Outcome};
 
 #[test]

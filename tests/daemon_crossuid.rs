@@ -11,6 +11,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
+use tresor::Api;
 
 use common::{TestDaemon, put};
 use tresor::{Actor, Grant, PrincipalSpec, Role};

@@ -9,6 +9,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::time::Duration;
+use tresor::Api;
 
 use common::{TestDaemon, put, raw, request, status_of};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -264,7 +265,11 @@ async fn idle_lock_after_quiet_period() {
     let st = c.status().await.unwrap();
     assert!(st.locked, "idle lock did not happen");
     assert!(matches!(
-        c.show("k", None).await,
+        c.call(tresor::ops::secrets::Show {
+            name: "k".into(),
+            scope: None
+        })
+        .await,
         Err(tresor::Error::Locked)
     ));
 }

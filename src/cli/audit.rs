@@ -9,6 +9,7 @@ use super::args::{AuditArgs, AuditCommand, AuditFilterArgs};
 use super::backend::Backend;
 use super::output::{self, opt, ts};
 use crate::error::{Error, Result};
+use crate::ops::Api;
 use crate::types::{AuditQuery, AuditRecord, Channel};
 
 /// The columns of the audit table.
@@ -141,12 +142,12 @@ fn list(ctx: &Ctx, f: &AuditFilterArgs) -> Result<()> {
     if f.follow {
         q.limit = None;
         q.after_seq = records.last().map(|r| r.seq);
-        follow(ctx, backend.as_ref(), q)?;
+        follow(ctx, &backend, q)?;
     }
     Ok(())
 }
 
-fn follow(ctx: &Ctx, backend: &dyn Backend, mut q: AuditQuery) -> Result<()> {
+fn follow(ctx: &Ctx, backend: &Backend, mut q: AuditQuery) -> Result<()> {
     loop {
         std::thread::sleep(FOLLOW_EVERY);
         let records = backend.audit(&q)?;

@@ -1,6 +1,7 @@
 //! `check`: pre-flight. Which of the required secrets are present (and visible to the caller),
 //! which are missing; exit 3 listing the missing ones. No value is read.
 
+use crate::ops::Api;
 use std::path::Path;
 
 use serde::Deserialize;

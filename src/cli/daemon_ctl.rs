@@ -1,9 +1,7 @@
 //! Daemon control: finding the daemon, `daemon`, `status`, `lock`, `unlock`.
 
 use super::Ctx;
-use super::backend::Backend;
 use super::output::{self, opt, ts};
-use super::remote::Remote;
 use super::unlock;
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -24,13 +22,10 @@ fn with_token(c: Client) -> Result<Client> {
 
 /// The daemon, when one answers on the socket. The probe's connection carries the first
 /// request, which keeps `tresor get` through the daemon to one connection.
-pub(super) fn connect(ctx: &Ctx) -> Result<Option<Box<dyn Backend>>> {
-    match Client::connect(ctx.socket_path())? {
-        None => Ok(None),
-        Some(c) => Ok(Some(Box::new(Remote {
-            client: with_token(c)?,
-        }))),
-    }
+pub(super) fn connect(ctx: &Ctx) -> Result<Option<Client>> {
+    Client::connect(ctx.socket_path())?
+        .map(with_token)
+        .transpose()
 }
 
 /// The client of a daemon that must be running (`lock`, `unlock`).

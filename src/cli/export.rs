@@ -20,11 +20,13 @@ use zeroize::Zeroizing;
 
 use super::Ctx;
 use super::args::ExportArgs;
-use super::backend::{Backend, ValueQuery};
+use super::backend::Backend;
 use super::files::{self, Existing};
 use super::output;
 use crate::error::{Error, Result};
+use crate::ops::Api;
 use crate::protocol::{SecretText, encode_bytes, encode_map};
+use crate::types::ValueRef;
 use crate::types::{ListFilter, Scope, SecretMeta, SecretType, SecretValue};
 
 /// The version of the export document.
@@ -126,11 +128,11 @@ impl SecretDoc {
 }
 
 /// Every secret the caller may read, with its value; and how many it may list but not read.
-fn read_all(backend: &dyn Backend) -> Result<(Vec<SecretDoc>, usize)> {
+fn read_all(backend: &Backend) -> Result<(Vec<SecretDoc>, usize)> {
     let metas = backend.list(&ListFilter::default())?;
-    let queries: Vec<ValueQuery> = metas
+    let queries: Vec<ValueRef> = metas
         .iter()
-        .map(|m| ValueQuery {
+        .map(|m| ValueRef {
             name: m.name.clone(),
             scope: Some(m.scope.clone()),
             version: None,
@@ -160,7 +162,7 @@ pub fn export(ctx: &Ctx, args: &ExportArgs) -> Result<()> {
     }
     files::check_target(&args.out, Existing::Keep(""))?;
     let backend = ctx.backend()?;
-    let (secrets, skipped) = read_all(backend.as_ref())?;
+    let (secrets, skipped) = read_all(&backend)?;
     let count = secrets.len();
     backend.record_export(&format!("{count} secrets to {}", args.out.display()))?;
     drop(backend);

@@ -1,6 +1,7 @@
 //! `import --format dotenv|json FILE`: many secrets at once. Everything is parsed and checked
 //! before anything is written; on the file the write is one transaction.
 
+use crate::ops::Api;
 use std::collections::BTreeMap;
 use std::io::Read;
 

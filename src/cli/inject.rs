@@ -1,6 +1,7 @@
 //! `inject`: `{{ tresor://[scope/]name[#field] }}` references in a template, rendered into a
 //! new 0600 file. Only references are touched: other `{{ ... }}` text stays as it is.
 
+use crate::ops::Api;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::ops::Range;
@@ -93,7 +94,7 @@ fn resolve(ctx: &Ctx, pieces: &[Piece]) -> Result<BTreeMap<Reference, SecretByte
         return Ok(BTreeMap::new());
     }
     let refs: Vec<&Reference> = lines.keys().copied().collect();
-    let queries: Vec<_> = refs.iter().map(|r| r.query()).collect();
+    let queries: Vec<_> = refs.iter().map(|r| (*r).clone()).collect();
     let results = ctx.backend()?.read_values(&queries);
     let mut values = BTreeMap::new();
     let mut missing = Vec::new();

@@ -2,8 +2,7 @@
 //!
 //! ```text
 //! args        clap definitions (the whole command line, no logic)
-//! backend     Backend: the operations commands need; Direct (Store + owner Actor)
-//! remote      Backend over tresor::Client (the daemon)
+//! backend     Backend: the file (ops::Local) or the daemon (Client), both tresor::Api
 //! unlock      unlock sources: --keyfile, --passphrase-file, --passphrase-fd,
 //!             TRESOR_PASSPHRASE, a no-echo prompt
 //! output      tables (comfy-table) and --json
@@ -44,7 +43,6 @@ mod mask;
 mod output;
 mod principals;
 mod reference;
-mod remote;
 mod report;
 mod run;
 mod secrets;
@@ -57,7 +55,9 @@ use clap::CommandFactory;
 
 pub use args::Cli;
 use args::{Command, GlobalArgs};
-use backend::{Backend, Direct};
+use backend::Backend;
+
+use crate::ops::Local;
 
 use crate::error::Result;
 use crate::store::{LockedStore, Store};
@@ -155,22 +155,22 @@ impl Ctx {
     }
 
     /// Opens and unlocks the store file in this process, acting as its owner.
-    fn open_direct(&self) -> Result<Direct> {
+    fn open_direct(&self) -> Result<Local> {
         let locked = self.open_locked()?;
         let secret = unlock::unlock_secret(&self.global, locked.path())?;
         let actor = Actor::direct_owner();
         let store = locked.unlock(&secret, &actor)?;
-        Ok(Direct { store, actor })
+        Ok(Local { store, actor })
     }
 
     /// The daemon when one answers on the socket (and `--direct` was not given), else the
     /// file.
-    fn backend(&self) -> Result<Box<dyn Backend>> {
+    fn backend(&self) -> Result<Backend> {
         if !self.global.direct
             && let Some(client) = daemon_ctl::connect(self)?
         {
-            return Ok(client);
+            return Ok(Backend::Daemon(client));
         }
-        Ok(Box::new(self.open_direct()?))
+        Ok(Backend::Local(self.open_direct()?))
     }
 }

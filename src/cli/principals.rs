@@ -1,5 +1,6 @@
 //! `principal add|ls|rm|grant|revoke` and `team add|rm|ls|join|leave`.
 
+use crate::ops::Api;
 use std::fmt::Write;
 
 use super::Ctx;

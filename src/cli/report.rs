@@ -10,12 +10,14 @@ use toml::Spanned;
 
 use super::Ctx;
 use super::args::{ReportCommand, RotationArgs};
-use super::backend::{Backend, ValueQuery};
+use super::backend::Backend;
 use super::check::{line_of, look_up, parse_name, shown};
 use super::output::{self, opt, ts};
 use super::reference::{Reference, reason};
 use super::unlock::read_secret_file;
 use crate::error::{Error, Result};
+use crate::ops::Api;
+use crate::types::ValueRef;
 use crate::types::{ListFilter, SecretMeta, SecretType};
 
 const DAY: i64 = 86_400;
@@ -185,13 +187,13 @@ fn cert_policy(
 }
 
 /// Reads the certificates' values (each read audited) and returns their expiry.
-fn cert_expiries(b: &dyn Backend, certs: &[&SecretMeta]) -> Vec<Result<Timestamp>> {
-    let qs: Vec<ValueQuery> = certs
+fn cert_expiries(b: &Backend, certs: &[&SecretMeta]) -> Vec<Result<Timestamp>> {
+    let qs: Vec<ValueRef> = certs
         .iter()
-        .map(|m| ValueQuery {
+        .map(|m| ValueRef {
             name: m.name.clone(),
             scope: Some(m.scope.clone()),
-            ..ValueQuery::default()
+            ..ValueRef::default()
         })
         .collect();
     b.read_values(&qs)
@@ -212,7 +214,7 @@ fn rotation(ctx: &Ctx, args: &RotationArgs) -> Result<()> {
         .iter()
         .filter(|m| m.secret_type == SecretType::Certificate)
         .collect();
-    let mut expiries = cert_expiries(b.as_ref(), &certs).into_iter();
+    let mut expiries = cert_expiries(&b, &certs).into_iter();
     let window = i64::from(args.days);
     let mut due = Vec::new();
     for m in &all {

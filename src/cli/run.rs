@@ -6,6 +6,7 @@
 //! environment, never its argv. SIGINT, SIGTERM and SIGHUP are forwarded to the child; its exit
 //! code is ours, and a death by signal N exits 128+N, as shells report it.
 
+use crate::ops::Api;
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -55,16 +56,11 @@ impl Plan {
 
     fn add_secret(&mut self, r: Reference, var: Option<String>, what: &str) -> Result<()> {
         let var = var.unwrap_or_else(|| env_var_name(&r.name, r.field.as_deref()));
-        let spec = EnvItem::Full(EnvSpec {
-            name: r.name,
-            scope: r.scope,
-            field: r.field,
-            version: None,
-            env: Some(var),
-        })
-        .resolve()
-        .map_err(|e| Error::invalid(what, reason(&e)))?;
-        self.claim(spec.env.as_deref().unwrap_or_default(), what)?;
+        let spec = EnvSpec::new(&r, Some(var));
+        let (_, var) = EnvItem::Full(spec.clone())
+            .resolve()
+            .map_err(|e| Error::invalid(what, reason(&e)))?;
+        self.claim(&var, what)?;
         self.specs.push(spec);
         Ok(())
     }
@@ -129,7 +125,8 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
         BTreeMap::new()
     } else {
         // The backend (and the file's lock) is dropped before the child starts.
-        ctx.backend()?.env(&plan.specs)?
+        let items: Vec<EnvItem> = plan.specs.iter().cloned().map(EnvItem::Full).collect();
+        ctx.backend()?.env(&items)?
     };
     for (var, v) in secrets.iter().chain(plan.plain.iter().map(|(k, v)| (k, v))) {
         if v.expose().contains(&0) {

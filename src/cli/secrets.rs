@@ -1,5 +1,6 @@
 //! Secret commands: `set`, `get`, `ls`, `show`, `rm`, `history`, `rollback`.
 
+use crate::ops::Api;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read, Write};
 
@@ -7,11 +8,11 @@ use base64::Engine;
 
 use super::Ctx;
 use super::args::{GetArgs, LsArgs, NameArgs, RmArgs, RollbackArgs, SetArgs};
-use super::backend::ValueQuery;
 use super::output::{self, opt, opt_ts, ts};
 use super::unlock::{prompt_hidden, read_secret_file};
 use crate::error::{Error, Result};
 use crate::store::{b64, decode_b64};
+use crate::types::ValueRef;
 use crate::types::{
     ListFilter, Scope, SecretBytes, SecretMeta, SecretType, SecretValue, SetRequest, VersionInfo,
 };
@@ -127,7 +128,7 @@ pub fn set(ctx: &Ctx, args: &SetArgs) -> Result<()> {
         value: read_value(args)?,
     };
     let backend = ctx.backend()?;
-    let meta = backend.set(&args.name, req)?;
+    let meta = backend.set(&args.name, &req)?;
     if ctx.json() {
         return output::print_json(&meta);
     }
@@ -168,13 +169,13 @@ fn value_json(v: &SecretValue) -> serde_json::Value {
 /// `get`: the exact bytes, a newline only when stdout is a terminal.
 pub fn get(ctx: &Ctx, args: &GetArgs) -> Result<()> {
     let (name, field) = split_field(&args.name);
-    let q = ValueQuery {
+    let q = ValueRef {
         name: name.to_owned(),
         scope: parse_scope(args.scope.as_deref())?,
         version: args.version,
         field: field.map(str::to_owned),
     };
-    let v = ctx.backend()?.get_value(&q)?;
+    let v = ctx.backend()?.read(&q)?;
     if ctx.json() {
         return output::print_json(&value_json(&v));
     }

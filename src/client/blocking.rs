@@ -2,17 +2,14 @@
 //! synchronous program (the CLI) connects, sends one request and exits in about a
 //! millisecond.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::AsyncClient;
+use crate::Passphrase;
 use crate::error::{Error, Result};
-use crate::protocol::{EnvItem, PrincipalOp, PrincipalResponse, Status, ValueQuery};
-use crate::store::{Grant, Passphrase, Principal, PrincipalSpec};
-use crate::types::{
-    AuditQuery, AuditRecord, CheckResult, ListFilter, Scope, SecretBytes, SecretMeta, SecretValue,
-    SetRequest, VerifyReport, VersionInfo,
-};
+use crate::ops::{Api, Endpoint, Operation};
+use crate::protocol::Status;
+use crate::types::{Channel, SecretBytes};
 
 /// A blocking client of `tresord`. Must not be used from inside an async runtime (use
 /// [`AsyncClient`] there).
@@ -71,70 +68,60 @@ impl Client {
     }
 }
 
-macro_rules! blocking {
-    ($( $(#[$m:meta])* fn $name:ident(&self $(, $arg:ident : $ty:ty)*) -> $ret:ty; )*) => {
-        impl Client {
-            $(
-                $(#[$m])*
-                pub fn $name(&self $(, $arg: $ty)*) -> Result<$ret> {
-                    self.rt.block_on(self.inner.$name($($arg),*))
-                }
-            )*
-        }
-    };
+impl Client {
+    /// Sends one request of API v1 (see [`AsyncClient::call`]).
+    ///
+    /// # Errors
+    /// As [`AsyncClient::call`].
+    pub fn call<E: Endpoint>(&self, req: E) -> Result<E::Output> {
+        self.rt.block_on(self.inner.call(req))
+    }
+
+    /// `GET /v1/status`.
+    ///
+    /// # Errors
+    /// As [`AsyncClient::call`].
+    pub fn status(&self) -> Result<Status> {
+        self.rt.block_on(self.inner.status())
+    }
+
+    /// `POST /v1/unlock`.
+    ///
+    /// # Errors
+    /// As [`AsyncClient::unlock`].
+    pub fn unlock(&self, passphrase: &Passphrase) -> Result<Status> {
+        self.rt.block_on(self.inner.unlock(passphrase))
+    }
+
+    /// `POST /v1/lock`.
+    ///
+    /// # Errors
+    /// As [`AsyncClient::call`].
+    pub fn lock(&self) -> Result<Status> {
+        self.rt.block_on(self.inner.lock())
+    }
+
+    /// `GET /v1/openapi.json`, as text.
+    ///
+    /// # Errors
+    /// As [`AsyncClient::call`].
+    pub fn openapi(&self) -> Result<String> {
+        self.rt.block_on(self.inner.openapi())
+    }
 }
 
-blocking! {
-    /// `GET /v1/status`.
-    fn status(&self) -> Status;
-    /// `POST /v1/unlock`.
-    fn unlock(&self, passphrase: &Passphrase) -> Status;
-    /// `POST /v1/lock`.
-    fn lock(&self) -> Status;
-    /// Metadata the caller may see, sorted by scope and name.
-    fn list(&self, filter: &ListFilter) -> Vec<SecretMeta>;
-    /// Metadata and versions of one secret.
-    fn show(&self, name: &str, scope: Option<&Scope>) -> SecretMeta;
-    /// The kept versions, oldest first.
-    fn versions(&self, name: &str, scope: Option<&Scope>) -> Vec<VersionInfo>;
-    /// An audited value read.
-    fn get_value(&self, name: &str, scope: Option<&Scope>, version: Option<u64>) -> SecretValue;
-    /// An audited value read with every option (`field`).
-    fn get_value_with(&self, name: &str, q: &ValueQuery) -> SecretValue;
-    /// Create, or write a new version.
-    fn set(&self, name: &str, req: &SetRequest) -> SecretMeta;
-    /// Delete (refused with `Conflict` when referenced, unless `force`).
-    fn delete(&self, name: &str, scope: Option<&Scope>, force: bool) -> ();
-    /// Re-publish version `to` as a new version.
-    fn rollback(&self, name: &str, scope: Option<&Scope>, to: u64) -> SecretMeta;
-    /// Which names exist and are visible.
-    fn check(&self, names: &[String]) -> CheckResult;
-    /// Variable → value for `run`.
-    fn env(&self, items: &[EnvItem]) -> BTreeMap<String, SecretBytes>;
-    /// Audit records matching `q`.
-    fn audit(&self, q: &AuditQuery) -> Vec<AuditRecord>;
-    /// Walks the audit chain.
-    fn audit_verify(&self) -> VerifyReport;
-    /// Every principal and team.
-    fn principals(&self) -> Vec<Principal>;
-    /// One principal or team.
-    fn principal_get(&self, name: &str) -> Principal;
-    /// One operation on a principal or team.
-    fn principal_put(&self, name: &str, op: &PrincipalOp) -> PrincipalResponse;
-    /// Removes a principal or team.
-    fn principal_remove(&self, name: &str) -> ();
-    /// Adds a user or agent (and its token, when asked for).
-    fn principal_add(&self, spec: &PrincipalSpec) -> (Principal, Option<SecretBytes>);
-    /// Adds a grant.
-    fn grant(&self, name: &str, grant: &Grant) -> Principal;
-    /// Removes the grants with this pattern.
-    fn revoke(&self, name: &str, pattern: &str) -> Principal;
-    /// Creates a team.
-    fn team_add(&self, team: &str) -> Principal;
-    /// Adds a member to a team.
-    fn team_join(&self, team: &str, member: &str) -> Principal;
-    /// Removes a member from a team.
-    fn team_leave(&self, team: &str, member: &str) -> Principal;
-    /// The OpenAPI document.
-    fn openapi(&self) -> String;
+/// Every operation over the socket; the daemon maps the peer to a principal and enforces
+/// policy.
+impl Api for Client {
+    fn call<O: Operation>(&self, op: O) -> Result<O::Output> {
+        self.rt.block_on(self.inner.call(op))
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::Socket
+    }
+
+    fn whoami(&self) -> Result<Option<String>> {
+        Ok(self.status()?.principal)
+    }
 }

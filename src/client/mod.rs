@@ -13,8 +13,6 @@
 
 mod blocking;
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use http_body_util::{BodyExt, Full};
@@ -22,22 +20,14 @@ use hyper::body::Bytes;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{Method, StatusCode};
 use hyper_util::rt::TokioIo;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 pub use blocking::Client;
 
+use crate::Passphrase;
 use crate::error::{Error, Result};
-use crate::protocol::{
-    API_HEADER, API_VERSION, AuditList, CheckRequest, Deleted, EnvItem, EnvRequest, EnvResponse,
-    ErrorResponse, PrincipalList, PrincipalOp, PrincipalResponse, RollbackRequest, SecretList,
-    SecretText, SetBody, Status, UnlockRequest, ValueQuery, ValueResponse, decode_map,
-};
-use crate::store::{Grant, Passphrase, Principal, PrincipalSpec};
-use crate::types::{
-    AuditQuery, AuditRecord, CheckResult, ListFilter, Scope, SecretBytes, SecretMeta, SecretValue,
-    SetRequest, VerifyReport, VersionInfo,
-};
+use crate::ops::{self, Endpoint, encode_request, session};
+use crate::protocol::{API_HEADER, API_VERSION, ErrorResponse, SecretText, Status};
+use crate::types::SecretBytes;
 
 /// Whether something accepts connections on `socket` (a daemon, or at least a listener). The
 /// daemon uses it to tell a live socket from a stale one; the CLI to choose daemon or file.
@@ -45,36 +35,7 @@ pub fn daemon_answers(socket: &Path) -> bool {
     std::os::unix::net::UnixStream::connect(socket).is_ok()
 }
 
-/// Percent-encodes everything but RFC 3986's unreserved characters, so that a secret name
-/// with `/` stays one path segment.
-pub fn encode_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
-fn query(pairs: &[(&str, Option<String>)]) -> String {
-    let mut q = String::new();
-    for (k, v) in pairs {
-        if let Some(v) = v {
-            q.push(if q.is_empty() { '?' } else { '&' });
-            q.push_str(k);
-            q.push('=');
-            q.push_str(&encode_component(v));
-        }
-    }
-    q
-}
-
-fn secret_path(name: &str, suffix: &str) -> String {
-    format!("/v1/secrets/{}{suffix}", encode_component(name))
-}
+pub use crate::ops::encode_component;
 
 type Sender = SendRequest<Full<Bytes>>;
 
@@ -255,17 +216,21 @@ impl AsyncClient {
         Ok((parts.status, bytes))
     }
 
-    async fn call<T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&impl Serialize>,
-    ) -> Result<T> {
-        let body = body
-            .map(serde_json::to_vec)
-            .transpose()
-            .map_err(|e| Error::internal("cannot encode the request", e))?;
-        let (status, bytes) = self.send(method, path, body).await?;
+    /// Sends one request of API v1 and decodes its answer.
+    ///
+    /// # Errors
+    /// The daemon's error, rebuilt as the same [`Error`] variant; `Internal` when the daemon
+    /// cannot be reached or answers something that does not parse.
+    pub async fn call<E: Endpoint>(&self, req: E) -> Result<E::Output> {
+        let (target, body) = encode_request(&req)?;
+        drop(req);
+        let method = match E::METHOD {
+            ops::Method::Get => Method::GET,
+            ops::Method::Put => Method::PUT,
+            ops::Method::Post => Method::POST,
+            ops::Method::Delete => Method::DELETE,
+        };
+        let (status, bytes) = self.send(method, &target, body).await?;
         if status.is_success() {
             return serde_json::from_slice(&bytes)
                 .map_err(|e| Error::internal("the daemon's response does not parse", e));
@@ -279,13 +244,12 @@ impl AsyncClient {
         }
     }
 
-    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        self.call(Method::GET, path, None::<&()>).await
-    }
-
     /// `GET /v1/status`.
+    ///
+    /// # Errors
+    /// As [`AsyncClient::call`].
     pub async fn status(&self) -> Result<Status> {
-        self.get("/v1/status").await
+        self.call(session::Status {}).await
     }
 
     /// `POST /v1/unlock`.
@@ -296,227 +260,24 @@ impl AsyncClient {
     pub async fn unlock(&self, passphrase: &Passphrase) -> Result<Status> {
         let text = std::str::from_utf8(passphrase.expose())
             .map_err(|_| Error::invalid("passphrase", "a passphrase sent to tresord is UTF-8"))?;
-        let body = UnlockRequest {
-            passphrase: SecretText::new(text.to_owned()),
-        };
-        self.call(Method::POST, "/v1/unlock", Some(&body)).await
+        let passphrase = SecretText::new(text.to_owned());
+        self.call(session::Unlock { passphrase }).await
     }
 
     /// `POST /v1/lock`.
-    pub async fn lock(&self) -> Result<Status> {
-        self.call(Method::POST, "/v1/lock", None::<&()>).await
-    }
-
-    /// `GET /v1/secrets`: metadata the caller may see, sorted by scope and name.
-    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<SecretMeta>> {
-        let q = query(&[
-            ("scope", filter.scope.as_ref().map(ToString::to_string)),
-            ("type", filter.secret_type.map(|t| t.as_str().to_owned())),
-            ("integration", filter.integration.clone()),
-            ("q", filter.query.clone()),
-        ]);
-        let l: SecretList = self.get(&format!("/v1/secrets{q}")).await?;
-        Ok(l.secrets)
-    }
-
-    /// `GET /v1/secrets/{name}`: metadata and versions.
-    pub async fn show(&self, name: &str, scope: Option<&Scope>) -> Result<SecretMeta> {
-        let q = query(&[("scope", scope.map(ToString::to_string))]);
-        self.get(&secret_path(name, &q)).await
-    }
-
-    /// The kept versions, oldest first (from `show`).
-    pub async fn versions(&self, name: &str, scope: Option<&Scope>) -> Result<Vec<VersionInfo>> {
-        Ok(self.show(name, scope).await?.versions)
-    }
-
-    /// `GET /v1/secrets/{name}/value`: audited value read.
-    pub async fn get_value(
-        &self,
-        name: &str,
-        scope: Option<&Scope>,
-        version: Option<u64>,
-    ) -> Result<SecretValue> {
-        self.get_value_with(
-            name,
-            &ValueQuery {
-                scope: scope.cloned(),
-                version,
-                field: None,
-            },
-        )
-        .await
-    }
-
-    /// `GET /v1/secrets/{name}/value` with every option (`field` returns one field as the
-    /// value).
-    pub async fn get_value_with(&self, name: &str, q: &ValueQuery) -> Result<SecretValue> {
-        let qs = query(&[
-            ("scope", q.scope.as_ref().map(ToString::to_string)),
-            ("version", q.version.map(|v| v.to_string())),
-            ("field", q.field.clone()),
-        ]);
-        let r: ValueResponse = self.get(&secret_path(name, &format!("/value{qs}"))).await?;
-        r.into_value()
-    }
-
-    /// `PUT /v1/secrets/{name}`: create, or write a new version.
-    pub async fn set(&self, name: &str, req: &SetRequest) -> Result<SecretMeta> {
-        let body = SetBody::from_request(req);
-        self.call(Method::PUT, &secret_path(name, ""), Some(&body))
-            .await
-    }
-
-    /// `DELETE /v1/secrets/{name}`.
     ///
     /// # Errors
-    /// `Conflict` with the references when grants name it and `force` is off.
-    pub async fn delete(&self, name: &str, scope: Option<&Scope>, force: bool) -> Result<()> {
-        let q = query(&[
-            ("scope", scope.map(ToString::to_string)),
-            ("force", force.then(|| "true".to_owned())),
-        ]);
-        let _: Deleted = self
-            .call(Method::DELETE, &secret_path(name, &q), None::<&()>)
-            .await?;
-        Ok(())
-    }
-
-    /// `POST /v1/secrets/{name}/rollback`: re-publishes version `to` as a new version.
-    pub async fn rollback(&self, name: &str, scope: Option<&Scope>, to: u64) -> Result<SecretMeta> {
-        let body = RollbackRequest {
-            to,
-            scope: scope.cloned(),
-        };
-        self.call(Method::POST, &secret_path(name, "/rollback"), Some(&body))
-            .await
-    }
-
-    /// `POST /v1/check`.
-    pub async fn check(&self, names: &[String]) -> Result<CheckResult> {
-        let body = CheckRequest {
-            required: names.to_vec(),
-        };
-        self.call(Method::POST, "/v1/check", Some(&body)).await
-    }
-
-    /// `POST /v1/env`: variable → value for `run` (each read audited).
-    pub async fn env(&self, items: &[EnvItem]) -> Result<BTreeMap<String, SecretBytes>> {
-        let body = EnvRequest {
-            secrets: items.to_vec(),
-        };
-        let r: EnvResponse = self.call(Method::POST, "/v1/env", Some(&body)).await?;
-        decode_map("env", &r.env, &r.env_base64)
-    }
-
-    /// `GET /v1/audit`: matching records, oldest first.
-    pub async fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
-        let p = q.clone();
-        let qs = query(&[
-            ("secret", p.secret),
-            ("principal", p.principal),
-            ("action", p.action.map(|a| a.as_str().to_owned())),
-            ("outcome", p.outcome.map(|o| o.to_string())),
-            ("since", p.since.map(|t| t.to_string())),
-            ("until", p.until.map(|t| t.to_string())),
-            ("limit", p.limit.map(|l| l.to_string())),
-            ("after_seq", p.after_seq.map(|s| s.to_string())),
-        ]);
-        let l: AuditList = self.get(&format!("/v1/audit{qs}")).await?;
-        Ok(l.records)
-    }
-
-    /// `POST /v1/audit/verify`.
-    pub async fn audit_verify(&self) -> Result<VerifyReport> {
-        self.call(Method::POST, "/v1/audit/verify", None::<&()>)
-            .await
-    }
-
-    /// `GET /v1/principals`: every principal and team.
-    pub async fn principals(&self) -> Result<Vec<Principal>> {
-        let l: PrincipalList = self.get("/v1/principals").await?;
-        Ok(l.principals)
-    }
-
-    /// `GET /v1/principals/{name}`.
-    pub async fn principal_get(&self, name: &str) -> Result<Principal> {
-        self.get(&format!("/v1/principals/{}", encode_component(name)))
-            .await
-    }
-
-    /// `PUT /v1/principals/{name}` with one operation.
-    pub async fn principal_put(&self, name: &str, op: &PrincipalOp) -> Result<PrincipalResponse> {
-        let path = format!("/v1/principals/{}", encode_component(name));
-        self.call(Method::PUT, &path, Some(op)).await
-    }
-
-    /// `DELETE /v1/principals/{name}`: removes a principal or team.
-    pub async fn principal_remove(&self, name: &str) -> Result<()> {
-        let path = format!("/v1/principals/{}", encode_component(name));
-        let _: Deleted = self.call(Method::DELETE, &path, None::<&()>).await?;
-        Ok(())
-    }
-
-    /// Adds a user or agent; returns it and its bearer token when one was asked for.
-    pub async fn principal_add(
-        &self,
-        spec: &PrincipalSpec,
-    ) -> Result<(Principal, Option<SecretBytes>)> {
-        let op = PrincipalOp::Add {
-            role: spec.role,
-            uid: spec.uid,
-            gid: spec.gid,
-            token: spec.token,
-        };
-        let r = self.principal_put(&spec.name, &op).await?;
-        Ok((r.principal, r.token.map(|t| t.to_secret_bytes())))
-    }
-
-    /// Adds a grant to `name`.
-    pub async fn grant(&self, name: &str, grant: &Grant) -> Result<Principal> {
-        let op = PrincipalOp::Grant {
-            pattern: grant.pattern.clone(),
-            scope: grant.scope.clone(),
-            expires: grant.expires,
-        };
-        Ok(self.principal_put(name, &op).await?.principal)
-    }
-
-    /// Removes the grants of `name` with this pattern.
-    pub async fn revoke(&self, name: &str, pattern: &str) -> Result<Principal> {
-        let op = PrincipalOp::Revoke {
-            pattern: pattern.to_owned(),
-        };
-        Ok(self.principal_put(name, &op).await?.principal)
-    }
-
-    /// Creates a team.
-    pub async fn team_add(&self, team: &str) -> Result<Principal> {
-        Ok(self
-            .principal_put(team, &PrincipalOp::TeamAdd)
-            .await?
-            .principal)
-    }
-
-    /// Adds `member` to `team`.
-    pub async fn team_join(&self, team: &str, member: &str) -> Result<Principal> {
-        let op = PrincipalOp::TeamJoin {
-            member: member.to_owned(),
-        };
-        Ok(self.principal_put(team, &op).await?.principal)
-    }
-
-    /// Removes `member` from `team`.
-    pub async fn team_leave(&self, team: &str, member: &str) -> Result<Principal> {
-        let op = PrincipalOp::TeamLeave {
-            member: member.to_owned(),
-        };
-        Ok(self.principal_put(team, &op).await?.principal)
+    /// As [`AsyncClient::call`].
+    pub async fn lock(&self) -> Result<Status> {
+        self.call(session::Lock {}).await
     }
 
     /// `GET /v1/openapi.json`, as text.
+    ///
+    /// # Errors
+    /// As [`AsyncClient::call`].
     pub async fn openapi(&self) -> Result<String> {
-        let (status, bytes) = self.send(Method::GET, "/v1/openapi.json", None).await?;
+        let (status, bytes) = self.send(Method::GET, ops::OPENAPI_PATH, None).await?;
         if !status.is_success() {
             return Err(Error::Internal {
                 message: format!("the daemon answered {status}"),
@@ -525,20 +286,5 @@ impl AsyncClient {
         }
         String::from_utf8(bytes.to_vec())
             .map_err(|e| Error::internal("the OpenAPI document is not UTF-8", e))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_stay_one_segment() {
-        assert_eq!(encode_component("ci/aws.key"), "ci%2Faws.key");
-        assert_eq!(encode_component("team:x"), "team%3Ax");
-        assert_eq!(
-            query(&[("scope", Some("user:bob".into())), ("q", None)]),
-            "?scope=user%3Abob"
-        );
     }
 }

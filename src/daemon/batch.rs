@@ -48,26 +48,37 @@ impl Batcher {
         Ok((Self { tx }, handle))
     }
 
-    /// Reads `reqs`; each result arrives after its audit record is durable.
-    pub(crate) async fn read(&self, reqs: Vec<ReadRequest>) -> Vec<Result<SecretValue>> {
-        let n = reqs.len();
+    /// Queues `reqs`; `None` when the committer has stopped.
+    fn submit(
+        &self,
+        reqs: Vec<ReadRequest>,
+    ) -> Option<oneshot::Receiver<Vec<Result<SecretValue>>>> {
         let (reply, rx) = oneshot::channel();
-        let stopped = || {
-            (0..n)
-                .map(|_| {
-                    Err(Error::Internal {
-                        message: "the read was not committed (shutting down, or the batch failed)"
-                            .into(),
-                        source: None,
-                    })
-                })
-                .collect()
-        };
-        if self.tx.send(Job { reqs, reply }).is_err() {
-            return stopped();
-        }
-        rx.await.unwrap_or_else(|_| stopped())
+        self.tx.send(Job { reqs, reply }).ok().map(|()| rx)
     }
+}
+
+/// Reads queued from a blocking thread (an operation runs off the async workers); each result
+/// arrives after its audit record is durable.
+impl crate::ops::Reads for Batcher {
+    fn read(&self, reqs: Vec<ReadRequest>) -> Vec<Result<SecretValue>> {
+        let n = reqs.len();
+        match self.submit(reqs) {
+            Some(rx) => rx.blocking_recv().unwrap_or_else(|_| not_committed(n)),
+            None => not_committed(n),
+        }
+    }
+}
+
+fn not_committed(n: usize) -> Vec<Result<SecretValue>> {
+    (0..n)
+        .map(|_| {
+            Err(Error::Internal {
+                message: "the read was not committed (shutting down, or the batch failed)".into(),
+                source: None,
+            })
+        })
+        .collect()
 }
 
 fn committer(cell: &SessionCell, mut rx: mpsc::UnboundedReceiver<Job>, group_commit: bool) {

@@ -5,7 +5,8 @@
 //!                                            │ yes
 //!                    hyper http1 (header timeout 5 s) ─▶ axum Router (routes.rs)
 //!                                            │
-//!      handlers (secrets.rs, admin.rs): Caller ─▶ Store method ─▶ JSON / error body
+//!      routes.rs: Caller ─▶ decode the ops:: request ─▶ Operation::apply ─▶ JSON / error
+//!      admin.rs: status, unlock, lock (the session, not the store)
 //!      value reads ─▶ batch.rs committer thread ─▶ Store::read_batch (group commit)
 //! ```
 //!
@@ -17,7 +18,6 @@ mod args;
 mod batch;
 mod http;
 mod routes;
-mod secrets;
 mod serve;
 mod socket;
 mod state;

@@ -1,70 +1,89 @@
-//! The route table of API v1. The router is built from [`ROUTES`] alone, and a test checks
-//! [`ROUTES`] against the committed `openapi.json` both ways.
+//! The router of API v1, built from the operation list ([`crate::ops::operations!`]): every
+//! [`Operation`] is served by one generic handler, the session endpoints (status, unlock,
+//! lock) by `admin.rs`. A test checks [`ROUTES`] against the committed `openapi.json` both
+//! ways.
 
 use std::sync::Arc;
 
-use axum::Router;
+use axum::extract::{FromRequest, FromRequestParts, Request, State as AxState};
 use axum::http::{Method, Uri};
-use axum::routing::{MethodRouter, delete, get, post, put};
+use axum::routing::{MethodRouter, on};
+use axum::{Json, Router};
 
-use super::http::ApiError;
+use super::admin;
+use super::http::{ApiError, ApiResult, Body, Caller, Name, Params, blocking};
 use super::state::State;
-use super::{admin, secrets};
 use crate::error::Error;
+use crate::ops::{self, Context, Endpoint, Operation, operations, session};
 
-/// Every (method, path) the daemon serves, in OpenAPI path syntax.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/v1/status"),
-    ("POST", "/v1/unlock"),
-    ("POST", "/v1/lock"),
-    ("GET", "/v1/secrets"),
-    ("GET", "/v1/secrets/{name}"),
-    ("PUT", "/v1/secrets/{name}"),
-    ("DELETE", "/v1/secrets/{name}"),
-    ("GET", "/v1/secrets/{name}/value"),
-    ("POST", "/v1/secrets/{name}/rollback"),
-    ("POST", "/v1/check"),
-    ("POST", "/v1/env"),
-    ("GET", "/v1/audit"),
-    ("POST", "/v1/audit/verify"),
-    ("GET", "/v1/principals"),
-    ("GET", "/v1/principals/{name}"),
-    ("PUT", "/v1/principals/{name}"),
-    ("DELETE", "/v1/principals/{name}"),
-    ("GET", "/v1/openapi.json"),
-];
+pub use crate::ops::ROUTES;
 
 /// The OpenAPI 3 document, as committed at the repository root.
 pub const OPENAPI: &str = include_str!("../../openapi.json");
 
-fn handler(method: &str, path: &str) -> Option<MethodRouter<Arc<State>>> {
-    Some(match (method, path) {
-        ("GET", "/v1/status") => get(admin::status),
-        ("POST", "/v1/unlock") => post(admin::unlock),
-        ("POST", "/v1/lock") => post(admin::lock),
-        ("GET", "/v1/secrets") => get(secrets::list),
-        ("GET", "/v1/secrets/{name}") => get(secrets::show),
-        ("PUT", "/v1/secrets/{name}") => put(secrets::put),
-        ("DELETE", "/v1/secrets/{name}") => delete(secrets::delete),
-        ("GET", "/v1/secrets/{name}/value") => get(secrets::value),
-        ("POST", "/v1/secrets/{name}/rollback") => post(secrets::rollback),
-        ("POST", "/v1/check") => post(secrets::check),
-        ("POST", "/v1/env") => post(secrets::env),
-        ("GET", "/v1/audit") => get(admin::audit),
-        ("POST", "/v1/audit/verify") => post(admin::audit_verify),
-        ("GET", "/v1/principals") => get(admin::principals),
-        ("GET", "/v1/principals/{name}") => get(admin::principal_get),
-        ("PUT", "/v1/principals/{name}") => put(admin::principal_put),
-        ("DELETE", "/v1/principals/{name}") => delete(admin::principal_delete),
-        ("GET", "/v1/openapi.json") => get(openapi),
-        _ => return None,
+/// Decodes `O` from the request (path name, then query string or JSON body), runs it off the
+/// async workers as the caller, and answers its output as JSON. Value reads go through the
+/// group commit.
+async fn operation<O: Operation>(
+    AxState(state): AxState<Arc<State>>,
+    caller: Caller,
+    req: Request,
+) -> ApiResult<Json<O::Output>> {
+    let (mut parts, body) = req.into_parts();
+    let name = if O::PATH.contains("{name}") {
+        Some(Name::from_request_parts(&mut parts, &state).await?.0)
+    } else {
+        None
+    };
+    let mut op: O = if O::METHOD.has_body() {
+        let req = Request::from_parts(parts, body);
+        Body::<O>::from_request(req, &state).await?.0
+    } else {
+        Params::<O>::from_request_parts(&mut parts, &state).await?.0
+    };
+    if let Some(name) = name {
+        op.set_path_name(name);
+    }
+    let store = caller.store()?;
+    let reads = state.batcher.clone();
+    let actor = caller.actor;
+    let out = blocking(move || {
+        op.apply(&Context {
+            store: &store,
+            actor: &actor,
+            reads: &reads,
+        })
     })
+    .await?;
+    Ok(Json(out))
 }
 
+fn method_of<E: Endpoint>() -> axum::routing::MethodFilter {
+    use axum::routing::MethodFilter;
+    match E::METHOD {
+        ops::Method::Get => MethodFilter::GET,
+        ops::Method::Put => MethodFilter::PUT,
+        ops::Method::Post => MethodFilter::POST,
+        ops::Method::Delete => MethodFilter::DELETE,
+    }
+}
+
+fn route<E: Endpoint>(r: Router<Arc<State>>, h: MethodRouter<Arc<State>>) -> Router<Arc<State>> {
+    r.route(E::PATH, h)
+}
+
+macro_rules! register {
+    ($($op:ty),*) => {
+        fn register_operations(mut r: Router<Arc<State>>) -> Router<Arc<State>> {
+            $( r = route::<$op>(r, on(method_of::<$op>(), operation::<$op>)); )*
+            r
+        }
+    };
+}
+operations!(register);
+
 /// Served to known peers while unlocked (while locked only status and unlock are).
-async fn openapi(
-    caller: super::http::Caller,
-) -> Result<impl axum::response::IntoResponse, ApiError> {
+async fn openapi(caller: Caller) -> Result<impl axum::response::IntoResponse, ApiError> {
     caller.store()?;
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/json")],
@@ -89,12 +108,13 @@ async fn no_method(method: Method, uri: Uri) -> axum::response::Response {
 
 /// The router of every route in [`ROUTES`], with JSON 404/405 fallbacks.
 pub(crate) fn router(state: Arc<State>) -> Router {
-    let mut r = Router::new();
-    for (method, path) in ROUTES {
-        let h = handler(method, path).expect("every entry of ROUTES has a handler");
-        r = r.route(path, h);
-    }
-    r.fallback(no_route)
+    let r = Router::new();
+    let r = route::<session::Status>(r, on(method_of::<session::Status>(), admin::status));
+    let r = route::<session::Unlock>(r, on(method_of::<session::Unlock>(), admin::unlock));
+    let r = route::<session::Lock>(r, on(method_of::<session::Lock>(), admin::lock));
+    let r = r.route(ops::OPENAPI_PATH, axum::routing::get(openapi));
+    register_operations(r)
+        .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         .with_state(state)
 }

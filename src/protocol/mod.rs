@@ -20,10 +20,7 @@ pub use value::{
 
 use crate::error::{Error, Result};
 use crate::store::{Grant, Principal};
-use crate::types::{
-    AuditQuery, AuditRecord, ListFilter, Role, Scope, SecretMeta, SecretType, SecretValue,
-    SetRequest,
-};
+use crate::types::{AuditRecord, Role, Scope, SecretMeta, SecretType, SecretValue, ValueRef};
 
 /// The API version this build speaks.
 pub const API_VERSION: u32 = 1;
@@ -61,59 +58,11 @@ pub struct UnlockRequest {
     pub passphrase: SecretText,
 }
 
-/// `GET /v1/secrets` query.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    /// Only this scope.
-    pub scope: Option<Scope>,
-    /// Only this type.
-    #[serde(rename = "type")]
-    pub secret_type: Option<SecretType>,
-    /// Only this integration.
-    pub integration: Option<String>,
-    /// Names containing this.
-    pub q: Option<String>,
-}
-
-impl From<ListQuery> for ListFilter {
-    fn from(q: ListQuery) -> Self {
-        Self {
-            scope: q.scope,
-            secret_type: q.secret_type,
-            integration: q.integration,
-            query: q.q,
-        }
-    }
-}
-
 /// `GET /v1/secrets` response, sorted by scope and name.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SecretList {
     /// The secrets' metadata.
     pub secrets: Vec<SecretMeta>,
-}
-
-/// `?scope=` of `GET`/`DELETE /v1/secrets/{name}`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScopeQuery {
-    /// An explicit scope; without it the lookup resolves user → team → org.
-    pub scope: Option<Scope>,
-    /// `DELETE` only: delete even when grants name the secret.
-    pub force: Option<bool>,
-}
-
-/// `GET /v1/secrets/{name}/value` query.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ValueQuery {
-    /// An explicit scope.
-    pub scope: Option<Scope>,
-    /// A kept version (default: current).
-    pub version: Option<u64>,
-    /// Only this field, returned as the value.
-    pub field: Option<String>,
 }
 
 /// `GET /v1/secrets/{name}/value` response.
@@ -181,114 +130,11 @@ impl ValueResponse {
     }
 }
 
-/// `PUT /v1/secrets/{name}` body. Without `value`, `value_base64` and fields it changes
-/// metadata only (the secret must exist).
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SetBody {
-    /// The value, UTF-8.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<SecretText>,
-    /// The value, base64 (binary).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value_base64: Option<SecretText>,
-    /// Named extra values, UTF-8.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub fields: BTreeMap<String, SecretText>,
-    /// Named extra values, base64.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub fields_base64: BTreeMap<String, SecretText>,
-    /// Type.
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
-    pub secret_type: Option<SecretType>,
-    /// Scope (default org).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<Scope>,
-    /// Free text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// Integration tag.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub integration: Option<String>,
-    /// Labels, merged into the current ones.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub meta: BTreeMap<String, String>,
-    /// Rotation policy in days.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_age_days: Option<u32>,
-    /// How many versions to keep.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_versions: Option<u32>,
-    /// Accept an empty value with no fields.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub allow_empty: bool,
-}
-
-impl SetBody {
-    /// The body of a library `SetRequest`.
-    pub fn from_request(req: &SetRequest) -> Self {
-        let (value, value_base64) = req.value.as_ref().map(encode_bytes).unwrap_or_default();
-        let (fields, fields_base64) = encode_map(&req.fields);
-        Self {
-            value,
-            value_base64,
-            fields,
-            fields_base64,
-            secret_type: req.secret_type,
-            scope: Some(req.scope.clone()),
-            description: req.description.clone(),
-            integration: req.integration.clone(),
-            meta: req.meta.clone(),
-            max_age_days: req.max_age_days,
-            max_versions: req.max_versions,
-            allow_empty: req.allow_empty,
-        }
-    }
-
-    /// The library request.
-    ///
-    /// # Errors
-    /// `InvalidArgument` for both forms of one value or bad base64.
-    pub fn into_request(self) -> Result<SetRequest> {
-        Ok(SetRequest {
-            value: decode_bytes("value", self.value.as_ref(), self.value_base64.as_ref())?,
-            fields: decode_map("fields", &self.fields, &self.fields_base64)?,
-            scope: self.scope.unwrap_or_default(),
-            secret_type: self.secret_type,
-            description: self.description,
-            integration: self.integration,
-            meta: self.meta,
-            max_age_days: self.max_age_days,
-            max_versions: self.max_versions,
-            allow_empty: self.allow_empty,
-        })
-    }
-}
-
 /// `DELETE /v1/secrets/{name}` response.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deleted {
     /// What was deleted.
     pub deleted: String,
-}
-
-/// `POST /v1/secrets/{name}/rollback` body.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RollbackRequest {
-    /// The kept version to re-publish.
-    pub to: u64,
-    /// An explicit scope.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<Scope>,
-}
-
-/// `POST /v1/check` body.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CheckRequest {
-    /// Names (`NAME` or `NAME#field`).
-    pub required: Vec<String>,
 }
 
 /// One secret asked for by `POST /v1/env`: a string `NAME[#field][=ENV]`, or an object.
@@ -322,12 +168,13 @@ pub struct EnvSpec {
 }
 
 impl EnvItem {
-    /// The spelled-out form, with `env` filled in.
+    /// The value this item asks for and the variable it goes into (default:
+    /// [`env_var_name`]).
     ///
     /// # Errors
-    /// `InvalidArgument` for an empty or malformed variable name.
-    pub fn resolve(&self) -> Result<EnvSpec> {
-        let mut spec = match self {
+    /// `InvalidArgument` when the variable is not a valid name.
+    pub fn resolve(&self) -> Result<(ValueRef, String)> {
+        let spec = match self {
             Self::Full(s) => s.clone(),
             Self::Short(s) => {
                 let (target, env) = match s.split_once('=') {
@@ -349,28 +196,41 @@ impl EnvItem {
         };
         let var = spec
             .env
-            .take()
             .unwrap_or_else(|| env_var_name(&spec.name, spec.field.as_deref()));
-        let ok = !var.is_empty()
-            && !var.starts_with(|c: char| c.is_ascii_digit())
-            && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !ok {
+        if !is_var_name(&var) {
             return Err(Error::invalid(
                 "env",
                 format!("{var:?} is not a variable name (use A-Z a-z 0-9 _, not first a digit)"),
             ));
         }
-        spec.env = Some(var);
-        Ok(spec)
+        let value = ValueRef {
+            scope: spec.scope,
+            name: spec.name,
+            version: spec.version,
+            field: spec.field,
+        };
+        Ok((value, var))
     }
 }
 
-/// `POST /v1/env` body.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EnvRequest {
-    /// The secrets to inject.
-    pub secrets: Vec<EnvItem>,
+impl EnvSpec {
+    /// `value` injected as `env` (default: [`env_var_name`]).
+    pub fn new(value: &ValueRef, env: Option<String>) -> Self {
+        Self {
+            name: value.name.clone(),
+            scope: value.scope.clone(),
+            field: value.field.clone(),
+            version: value.version,
+            env,
+        }
+    }
+}
+
+/// Whether `s` is a portable environment variable name: `[A-Za-z_][A-Za-z0-9_]*`.
+pub fn is_var_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// `POST /v1/env` response: variable → value (UTF-8) and variable → base64 (binary).
@@ -382,10 +242,6 @@ pub struct EnvResponse {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env_base64: BTreeMap<String, SecretText>,
 }
-
-/// `GET /v1/audit` query: the core's [`AuditQuery`], which deserializes from the query string
-/// and refuses unknown parameters.
-pub type AuditParams = AuditQuery;
 
 /// `GET /v1/audit` response, oldest first.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -483,25 +339,23 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_refused() {
-        assert!(serde_json::from_str::<CheckRequest>(r#"{"required":[],"x":1}"#).is_err());
         assert!(
             serde_json::from_str::<PrincipalOp>(r#"{"op":"revoke","pattern":"a","x":1}"#).is_err()
         );
         let op: PrincipalOp = serde_json::from_str(r#"{"op":"team_add"}"#).expect("team_add");
         assert!(matches!(op, PrincipalOp::TeamAdd));
-        assert!(serde_json::from_str::<SetBody>(r#"{"value":"v","colour":1}"#).is_err());
     }
 
     #[test]
     fn env_items() {
-        let s = EnvItem::Short("db#password=PGPASS".into())
+        let (v, var) = EnvItem::Short("db#password=PGPASS".into())
             .resolve()
             .expect("ok");
-        assert_eq!(s.name, "db");
-        assert_eq!(s.field.as_deref(), Some("password"));
-        assert_eq!(s.env.as_deref(), Some("PGPASS"));
-        let s = EnvItem::Short("github-pat".into()).resolve().expect("ok");
-        assert_eq!(s.env.as_deref(), Some("GITHUB_PAT"));
+        assert_eq!(v.name, "db");
+        assert_eq!(v.field.as_deref(), Some("password"));
+        assert_eq!(var, "PGPASS");
+        let (_, var) = EnvItem::Short("github-pat".into()).resolve().expect("ok");
+        assert_eq!(var, "GITHUB_PAT");
         assert!(EnvItem::Short("x=1A".into()).resolve().is_err());
     }
 }

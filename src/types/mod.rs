@@ -15,8 +15,10 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use crate::error::{Error, Result};
 
 mod audit;
+mod value_ref;
 
 pub use audit::{Action, AuditQuery, AuditRecord, Outcome, VerifyReport};
+pub use value_ref::{SCHEME, ValueRef};
 
 /// The longest secret name, in bytes.
 pub const MAX_NAME_LEN: usize = 128;

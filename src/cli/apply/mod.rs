@@ -18,6 +18,7 @@ use super::backend::Backend;
 use super::output;
 use super::unlock::{prompt_hidden, read_secret_file};
 use crate::error::{Error, Result};
+use crate::ops::Api;
 use crate::store::PrincipalSpec;
 use crate::types::{ListFilter, SecretBytes, SetRequest};
 use manifest::{ValueSource, WantSecret};
@@ -43,7 +44,7 @@ pub fn apply(ctx: &Ctx, args: &ApplyArgs) -> Result<()> {
         eprintln!("dry run: nothing changed");
         return Ok(());
     }
-    let changed = execute(b.as_ref(), &steps)?;
+    let changed = execute(&b, &steps)?;
     eprintln!("applied {changed} change(s)");
     Ok(())
 }
@@ -93,7 +94,7 @@ fn read_value(w: &WantSecret, src: &ValueSource) -> Result<SecretBytes> {
 
 /// Runs the operations: every secret write first (one transaction on the file), then
 /// principals, teams and deletions in plan order. Returns how many steps changed something.
-fn execute(b: &dyn Backend, steps: &[Step]) -> Result<usize> {
+fn execute(b: &Backend, steps: &[Step]) -> Result<usize> {
     let mut writes: Vec<(String, SetRequest)> = Vec::new();
     for op in steps.iter().flat_map(|s| &s.ops) {
         match op {
@@ -115,7 +116,7 @@ fn execute(b: &dyn Backend, steps: &[Step]) -> Result<usize> {
     Ok(steps.iter().filter(|s| !s.ops.is_empty()).count())
 }
 
-fn run_op(b: &dyn Backend, op: &Op) -> Result<()> {
+fn run_op(b: &Backend, op: &Op) -> Result<()> {
     match op {
         Op::CreateSecret(..) | Op::UpdateSecret(_) => {}
         Op::AddPrincipal(w) => {

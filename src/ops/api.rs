@@ -1,0 +1,364 @@
+//! [`Api`]: the named operations, written once over [`Api::call`], for the socket client and
+//! for [`Local`] (the store opened in this process).
+
+use std::collections::BTreeMap;
+
+use super::audit::AuditVerify;
+use super::principals::{PrincipalDelete, PrincipalGet, PrincipalPut, Principals};
+use super::secrets::{Check, Delete, Env, GetValue, List, Rollback, Set, Show};
+use super::{Context, Operation};
+use crate::audit::Entry;
+use crate::error::Result;
+use crate::protocol::{EnvItem, PrincipalOp, PrincipalResponse, decode_map};
+use crate::store::{Grant, Principal, PrincipalSpec, Store};
+use crate::types::{
+    Action, Actor, AuditQuery, AuditRecord, Channel, CheckResult, ListFilter, Outcome, Scope,
+    SecretBytes, SecretMeta, SecretValue, SetRequest, ValueRef, VerifyReport, VersionInfo,
+};
+
+/// The operations of API v1 by name, the same for the daemon's socket ([`crate::Client`]) and
+/// the file opened in this process ([`Local`]): implementors provide [`Api::call`] and
+/// [`Api::channel`]; every named method is written once, here.
+///
+/// ```
+/// use tresor::{Actor, Api, KdfChoice, Local, Passphrase, SetRequest, Store};
+///
+/// let dir = tempfile::tempdir()?;
+/// let owner = Actor::direct_owner();
+/// let pass = Passphrase::from("correct horse battery staple");
+/// let store = Store::create(dir.path().join("s.tresor"), &pass, &KdfChoice::Insecure, &owner)?;
+/// let api = Local { store, actor: owner };
+/// api.set("api-key", &SetRequest { value: Some("s3cr3t".into()), ..Default::default() })?;
+/// assert_eq!(api.get_value("api-key", None, None)?.value.expose(), b"s3cr3t");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait Api {
+    /// Runs one operation.
+    ///
+    /// # Errors
+    /// The operation's error, or a transport error (`Internal`) for the socket.
+    fn call<O: Operation>(&self, op: O) -> Result<O::Output>;
+
+    /// How requests travel (`direct` or `socket`).
+    fn channel(&self) -> Channel;
+
+    /// The caller's principal name, when the other side knows it.
+    ///
+    /// # Errors
+    /// A transport error.
+    fn whoami(&self) -> Result<Option<String>>;
+
+    /// Several audited value reads; one result per request, in order. The file commits them
+    /// in one transaction; the socket sends one request each.
+    fn read_values(&self, values: &[ValueRef]) -> Vec<Result<SecretValue>> {
+        values.iter().map(|v| self.read(v)).collect()
+    }
+
+    /// Creates or updates many secrets: one transaction on the file, one request each through
+    /// the daemon. Returns how many were written.
+    ///
+    /// # Errors
+    /// The first failing write.
+    fn set_many(&self, items: Vec<(String, SetRequest)>) -> Result<usize> {
+        let n = items.len();
+        for (name, req) in items {
+            self.set(&name, &req)?;
+        }
+        Ok(n)
+    }
+
+    /// Records a plaintext export (`note` names how many and where; never a value). Through
+    /// the daemon each value read is the audit trail.
+    ///
+    /// # Errors
+    /// Writing the record.
+    fn record_export(&self, _note: &str) -> Result<()> {
+        Ok(())
+    }
+
+    /// Metadata the caller may see, sorted by scope and name.
+    ///
+    /// # Errors
+    /// As the operation.
+    fn list(&self, filter: &ListFilter) -> Result<Vec<SecretMeta>> {
+        Ok(self.call(List::from(filter))?.secrets)
+    }
+
+    /// Metadata and kept versions of one secret.
+    ///
+    /// # Errors
+    /// `NotFound`, `PermissionDenied`, `Ambiguous`.
+    fn show(&self, name: &str, scope: Option<&Scope>) -> Result<SecretMeta> {
+        self.call(Show {
+            name: name.to_owned(),
+            scope: scope.cloned(),
+        })
+    }
+
+    /// The kept versions, oldest first.
+    ///
+    /// # Errors
+    /// As [`Api::show`].
+    fn versions(&self, name: &str, scope: Option<&Scope>) -> Result<Vec<VersionInfo>> {
+        Ok(self.show(name, scope)?.versions)
+    }
+
+    /// One audited value read: its record is durable before the value is returned.
+    ///
+    /// # Errors
+    /// `NotFound`, `PermissionDenied`, `Ambiguous`; a failed audit write (fail closed).
+    fn read(&self, value: &ValueRef) -> Result<SecretValue> {
+        self.call(GetValue::from(value))?.into_value()
+    }
+
+    /// The value of `name` (or a kept `version`), audited.
+    ///
+    /// # Errors
+    /// As [`Api::read`].
+    fn get_value(
+        &self,
+        name: &str,
+        scope: Option<&Scope>,
+        version: Option<u64>,
+    ) -> Result<SecretValue> {
+        self.read(&ValueRef {
+            scope: scope.cloned(),
+            name: name.to_owned(),
+            version,
+            field: None,
+        })
+    }
+
+    /// Creates, or writes a new version.
+    ///
+    /// # Errors
+    /// `PermissionDenied`, `InvalidArgument`.
+    fn set(&self, name: &str, req: &SetRequest) -> Result<SecretMeta> {
+        self.call(Set::new(name, req))
+    }
+
+    /// Deletes a secret (refused with `Conflict` while referenced, unless `force`).
+    ///
+    /// # Errors
+    /// `Conflict`, `NotFound`, `PermissionDenied`.
+    fn delete(&self, name: &str, scope: Option<&Scope>, force: bool) -> Result<()> {
+        self.call(Delete {
+            name: name.to_owned(),
+            scope: scope.cloned(),
+            force: force.then_some(true),
+        })
+        .map(drop)
+    }
+
+    /// Re-publishes version `to` as a new version.
+    ///
+    /// # Errors
+    /// `NotFound` for a version no longer kept.
+    fn rollback(&self, name: &str, scope: Option<&Scope>, to: u64) -> Result<SecretMeta> {
+        self.call(Rollback {
+            name: name.to_owned(),
+            to,
+            scope: scope.cloned(),
+        })
+    }
+
+    /// Which names (`NAME` or `NAME#field`) exist and are visible.
+    ///
+    /// # Errors
+    /// As the operation.
+    fn check(&self, names: &[String]) -> Result<CheckResult> {
+        self.call(Check {
+            required: names.to_vec(),
+        })
+    }
+
+    /// Variable → value for `run`, each read audited; the first failure fails the call.
+    ///
+    /// # Errors
+    /// The first failing read; `InvalidArgument` for a bad or repeated variable.
+    fn env(&self, items: &[EnvItem]) -> Result<BTreeMap<String, SecretBytes>> {
+        let r = self.call(Env {
+            secrets: items.to_vec(),
+        })?;
+        decode_map("env", &r.env, &r.env_base64)
+    }
+
+    /// Audit records matching `q`, oldest first.
+    ///
+    /// # Errors
+    /// `PermissionDenied` for non-owners.
+    fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
+        Ok(self.call(q.clone())?.records)
+    }
+
+    /// Walks the audit chain.
+    ///
+    /// # Errors
+    /// `PermissionDenied` for non-owners.
+    fn audit_verify(&self) -> Result<VerifyReport> {
+        self.call(AuditVerify {})
+    }
+
+    /// Every principal and team.
+    ///
+    /// # Errors
+    /// `PermissionDenied` for non-owners.
+    fn principals(&self) -> Result<Vec<Principal>> {
+        Ok(self.call(Principals {})?.principals)
+    }
+
+    /// One principal or team.
+    ///
+    /// # Errors
+    /// `NotFound`, `PermissionDenied`.
+    fn principal_get(&self, name: &str) -> Result<Principal> {
+        self.call(PrincipalGet {
+            name: name.to_owned(),
+        })
+    }
+
+    /// One operation on a principal or team.
+    ///
+    /// # Errors
+    /// As the operation.
+    fn principal_put(&self, name: &str, op: &PrincipalOp) -> Result<PrincipalResponse> {
+        self.call(PrincipalPut {
+            name: name.to_owned(),
+            op: op.clone(),
+        })
+    }
+
+    /// Adds or replaces a user or agent; returns its bearer token when one was asked for.
+    ///
+    /// # Errors
+    /// As the operation.
+    fn principal_add(&self, spec: &PrincipalSpec) -> Result<(Principal, Option<SecretBytes>)> {
+        let op = PrincipalOp::Add {
+            role: spec.role,
+            uid: spec.uid,
+            gid: spec.gid,
+            token: spec.token,
+        };
+        let r = self.principal_put(&spec.name, &op)?;
+        Ok((r.principal, r.token.map(|t| t.to_secret_bytes())))
+    }
+
+    /// Removes a principal or team.
+    ///
+    /// # Errors
+    /// `NotFound`, `Conflict` for the last owner.
+    fn principal_remove(&self, name: &str) -> Result<()> {
+        self.call(PrincipalDelete {
+            name: name.to_owned(),
+        })
+        .map(drop)
+    }
+
+    /// Adds a grant to `name`.
+    ///
+    /// # Errors
+    /// As the operation.
+    fn grant(&self, name: &str, grant: &Grant) -> Result<Principal> {
+        let op = PrincipalOp::Grant {
+            pattern: grant.pattern.clone(),
+            scope: grant.scope.clone(),
+            expires: grant.expires,
+        };
+        Ok(self.principal_put(name, &op)?.principal)
+    }
+
+    /// Removes the grants of `name` with this pattern.
+    ///
+    /// # Errors
+    /// As the operation.
+    fn revoke(&self, name: &str, pattern: &str) -> Result<Principal> {
+        let op = PrincipalOp::Revoke {
+            pattern: pattern.to_owned(),
+        };
+        Ok(self.principal_put(name, &op)?.principal)
+    }
+
+    /// Creates a team.
+    ///
+    /// # Errors
+    /// As the operation.
+    fn team_add(&self, team: &str) -> Result<Principal> {
+        Ok(self.principal_put(team, &PrincipalOp::TeamAdd)?.principal)
+    }
+
+    /// Adds `member` to `team`.
+    ///
+    /// # Errors
+    /// As the operation.
+    fn team_join(&self, team: &str, member: &str) -> Result<Principal> {
+        let op = PrincipalOp::TeamJoin {
+            member: member.to_owned(),
+        };
+        Ok(self.principal_put(team, &op)?.principal)
+    }
+
+    /// Removes `member` from `team`.
+    ///
+    /// # Errors
+    /// As the operation.
+    fn team_leave(&self, team: &str, member: &str) -> Result<Principal> {
+        let op = PrincipalOp::TeamLeave {
+            member: member.to_owned(),
+        };
+        Ok(self.principal_put(team, &op)?.principal)
+    }
+}
+
+/// The store opened and unlocked in this process, acting as `actor` (the CLI's `--direct`
+/// mode acts as [`Actor::direct_owner`]).
+pub struct Local {
+    /// The unlocked store.
+    pub store: Store,
+    /// Who acts.
+    pub actor: Actor,
+}
+
+impl Api for Local {
+    fn call<O: Operation>(&self, op: O) -> Result<O::Output> {
+        op.apply(&Context {
+            store: &self.store,
+            actor: &self.actor,
+            reads: &self.store,
+        })
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::Direct
+    }
+
+    fn whoami(&self) -> Result<Option<String>> {
+        Ok(Some(self.actor.principal.clone()))
+    }
+
+    fn read(&self, value: &ValueRef) -> Result<SecretValue> {
+        let req = super::secrets::read_request(&self.actor, value.clone());
+        self.store.read_batch(&[req]).pop().unwrap_or_else(|| {
+            Err(crate::Error::Internal {
+                message: "the read returned nothing".into(),
+                source: None,
+            })
+        })
+    }
+
+    fn read_values(&self, values: &[ValueRef]) -> Vec<Result<SecretValue>> {
+        let reqs: Vec<_> = values
+            .iter()
+            .map(|v| super::secrets::read_request(&self.actor, v.clone()))
+            .collect();
+        self.store.read_batch(&reqs)
+    }
+
+    fn set_many(&self, items: Vec<(String, SetRequest)>) -> Result<usize> {
+        self.store.set_many(&self.actor, items)
+    }
+
+    fn record_export(&self, note: &str) -> Result<()> {
+        self.store
+            .record(&Entry::new(&self.actor, Action::Export, Outcome::Ok).named(note))
+    }
+}
