@@ -54,9 +54,9 @@ impl Plan {
         Ok(())
     }
 
-    fn add_secret(&mut self, r: Reference, var: Option<String>, what: &str) -> Result<()> {
+    fn add_secret(&mut self, r: &Reference, var: Option<String>, what: &str) -> Result<()> {
         let var = var.unwrap_or_else(|| env_var_name(&r.name, r.field.as_deref()));
-        let spec = EnvSpec::new(&r, Some(var));
+        let spec = EnvSpec::new(r, Some(var));
         let (_, var) = EnvItem::Full(spec.clone())
             .resolve()
             .map_err(|e| Error::invalid(what, reason(&e)))?;
@@ -82,7 +82,7 @@ fn add_flag(plan: &mut Plan, item: &str) -> Result<()> {
     let target = target.strip_prefix(SCHEME).unwrap_or(target);
     let r = Reference::parse_path(target)
         .map_err(|e| Error::invalid(format!("--secret {item}"), reason(&e)))?;
-    plan.add_secret(r, var, &format!("--secret {item}"))
+    plan.add_secret(&r, var, &format!("--secret {item}"))
 }
 
 /// One `--env-file`: `KEY=tresor://...` lines are secrets, other lines pass through.
@@ -97,7 +97,7 @@ fn add_env_file(plan: &mut Plan, path: &std::path::Path) -> Result<()> {
         let value = e.value.as_str().unwrap_or_default();
         if value.starts_with(SCHEME) {
             let r = Reference::parse(value).map_err(|x| Error::invalid(&what, reason(&x)))?;
-            plan.add_secret(r, Some(e.key), &what)?;
+            plan.add_secret(&r, Some(e.key), &what)?;
         } else {
             if !is_var_name(&e.key) {
                 return Err(Error::invalid(
