@@ -5,6 +5,7 @@
 //! the daemon had, rebuilt from the error body's code and context.
 //!
 //! ```no_run
+//! use tresor::Api; // the named operations (`get_value`, `list`, `set`, …)
 //! let client = tresor::Client::new("/run/user/1000/tresor/tresord.sock")?;
 //! let v = client.get_value("github-pat", None, None)?;
 //! assert!(!v.value.is_empty());

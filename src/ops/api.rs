@@ -26,7 +26,8 @@ use crate::types::{
 /// let dir = tempfile::tempdir()?;
 /// let owner = Actor::direct_owner();
 /// let pass = Passphrase::from("correct horse battery staple");
-/// let store = Store::create(dir.path().join("s.tresor"), &pass, &KdfChoice::Insecure, &owner)?;
+/// let path = dir.path().join("s.tresor");
+/// let store = Store::create(&path, &pass, &KdfChoice::Insecure, &owner)?;
 /// let api = Local { store, actor: owner };
 /// api.set("api-key", &SetRequest { value: Some("s3cr3t".into()), ..Default::default() })?;
 /// assert_eq!(api.get_value("api-key", None, None)?.value.expose(), b"s3cr3t");
