@@ -4,8 +4,6 @@
 //! args        clap definitions (the whole command line, no logic)
 //! backend     Backend: the operations commands need; Direct (Store + owner Actor)
 //! remote      Backend over tresor::Client (the daemon)
-//! unlock      unlock sources: --keyfile, --passphrase-file, --passphrase-fd,
-//!             TRESOR_PASSPHRASE, a no-echo prompt
 //! output      tables (comfy-table) and --json
 //! secrets     set get ls show rm history rollback
 //! keys        init passwd keyslot rekey backup
@@ -48,7 +46,6 @@ mod remote;
 mod report;
 mod run;
 mod secrets;
-mod unlock;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -157,7 +154,7 @@ impl Ctx {
     /// Opens and unlocks the store file in this process, acting as its owner.
     fn open_direct(&self) -> Result<Direct> {
         let locked = self.open_locked()?;
-        let secret = unlock::unlock_secret(&self.global, locked.path())?;
+        let secret = crate::unlock::unlock_secret(&self.global.unlock, locked.path())?;
         let actor = Actor::direct_owner();
         let store = locked.unlock(&secret, &actor)?;
         Ok(Direct { store, actor })

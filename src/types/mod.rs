@@ -15,8 +15,10 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use crate::error::{Error, Result};
 
 mod audit;
+mod duration;
 
 pub use audit::{Action, AuditQuery, AuditRecord, Outcome, VerifyReport};
+pub use duration::{format_duration, parse_duration};
 
 /// The longest secret name, in bytes.
 pub const MAX_NAME_LEN: usize = 128;
@@ -84,6 +86,14 @@ pub fn validate_principal_name(name: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether `s` may name an environment variable: `[A-Za-z_][A-Za-z0-9_]*`. What `run` sets
+/// and what `POST /v1/env` accepts.
+pub fn is_var_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Where a secret lives: `org`, `team:<team>` or `user:<user>`.
