@@ -10,10 +10,11 @@
 //!  core (no clap, no tokio, no HTTP)          front ends (default features)
 //!  ─────────────────────────────────          ─────────────────────────────
 //!  error    one Error, one variant per code   protocol  JSON bodies of API v1
-//!  types    names, scopes, metadata, values   client    Client over the Unix socket
+//!  types    names, scopes, metadata, values,  client    Client over the Unix socket
+//!           durations, variable names
 //!  crypto   keys, seal/open, Argon2id         daemon    tresord: listener, routes, group commit
 //!  format   byte layouts, payload versions    cli       tresor: clap commands, output
-//!  store    Store / LockedStore, tables
+//!  store    Store / LockedStore, tables       unlock    unlock sources, file checks, prompts
 //!  audit    records, MAC chain, queries
 //!  policy   (principal, op, secret) -> Allow | Deny
 //!  paths    default store and socket paths (shared by tresord and tresor)
@@ -58,6 +59,8 @@ pub mod protocol;
 pub mod store;
 pub mod sys;
 pub mod types;
+#[cfg(any(feature = "cli", feature = "daemon"))]
+pub mod unlock;
 
 #[cfg(feature = "client")]
 pub use client::{AsyncClient, Client};

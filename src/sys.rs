@@ -41,14 +41,33 @@ pub fn check_not_writable_by_others(path: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path)?.permissions().mode();
     if mode & 0o022 != 0 {
-        return Err(Error::denied(format!(
-            "{} has mode {:o}, which lets group or others write it; fix it with `chmod 600 {}`",
-            path.display(),
-            mode & 0o777,
-            path.display()
-        )));
+        return Err(mode_refused(path, mode, "write"));
     }
     Ok(())
+}
+
+/// Refuses a passphrase or key file, by the `mode` of the opened file, that group or others
+/// may write (then they choose the passphrase) or read (then they know it) (SPEC §4.6).
+///
+/// # Errors
+/// `PermissionDenied` naming the path, the mode and the `chmod 600` that fixes it.
+pub fn check_private(path: &Path, mode: u32) -> Result<()> {
+    if mode & 0o022 != 0 {
+        return Err(mode_refused(path, mode, "write"));
+    }
+    if mode & 0o044 != 0 {
+        return Err(mode_refused(path, mode, "read"));
+    }
+    Ok(())
+}
+
+fn mode_refused(path: &Path, mode: u32, what: &str) -> Error {
+    Error::denied(format!(
+        "{} has mode {:o}, which lets group or others {what} it; fix it with `chmod 600 {}`",
+        path.display(),
+        mode & 0o777,
+        path.display()
+    ))
 }
 
 /// Makes the process not dumpable and sets the core size to 0, so that keys cannot be read

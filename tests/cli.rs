@@ -288,7 +288,7 @@ fn passwd_changes_the_passphrase() {
     let env = Env::new();
     env.set("k", b"v", &[]);
     let newp = env.path("newpass");
-    std::fs::write(&newp, "another passphrase\n").unwrap();
+    cli_support::write_private(&newp, "another passphrase\n");
     let r = env.run(
         &["passwd", "--new-passphrase-file", newp.to_str().unwrap()],
         None,

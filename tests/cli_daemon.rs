@@ -90,7 +90,7 @@ fn status_lock_and_unlock() {
     assert_eq!(r.code, 5, "{}", r.stderr);
 
     let wrong = env.path("wrong");
-    std::fs::write(&wrong, "nope\n").unwrap();
+    cli_support::write_private(&wrong, "nope\n");
     let r = via(
         &env,
         &d,

@@ -23,6 +23,7 @@ fn paths() -> Paths {
     let dir = tempfile::tempdir().unwrap();
     let pass = dir.path().join("pass");
     std::fs::write(&pass, "hunter2-but-longer\n").unwrap();
+    std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600)).unwrap();
     Paths {
         store: dir.path().join("data/store.tresor"),
         socket: dir.path().join("run/tresord.sock"),

@@ -28,6 +28,9 @@ fn start() -> Daemon {
     let dir = tempfile::tempdir().unwrap();
     let pass = dir.path().join("pass");
     std::fs::write(&pass, "resource test passphrase\n").unwrap();
+    // tresord refuses a passphrase file that group or others may read (SPEC §4.6).
+    let private = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600);
+    std::fs::set_permissions(&pass, private).unwrap();
     let socket = dir.path().join("run/tresord.sock");
     let mut child = Command::new(env!("CARGO_BIN_EXE_tresord"))
         .arg("--store")

@@ -29,36 +29,50 @@ const HEADERS: [&str; 10] = [
 /// How often `--follow` asks for new records.
 const FOLLOW_EVERY: Duration = Duration::from_secs(1);
 
-/// Parses an RFC 3339 time, or an age (`45s`, `30m`, `12h`, `7d`, `2w`) counted back from now.
-pub fn parse_time_or_age(field: &str, s: &str) -> Result<Timestamp> {
+/// Which way a duration given for a time counts from now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FromNow {
+    /// An age: `--since 7d` is seven days ago.
+    Back,
+    /// A deadline: `--expires 30d` is thirty days from now.
+    Forward,
+}
+
+/// Parses an RFC 3339 time, or a duration (`45s`, `30m`, `12h`, `7d`, `2w`, `1h30m`)
+/// counted from now in the direction `way`.
+///
+/// # Errors
+/// `InvalidArgument` with `field` naming both forms.
+pub fn parse_time(field: &str, s: &str, way: FromNow) -> Result<Timestamp> {
     if let Ok(t) = s.parse::<Timestamp>() {
         return Ok(t);
     }
-    parse_duration(field, s).map(|d| crate::sys::now() - d)
+    let d = parse_age(field, s)?;
+    let now = crate::sys::now();
+    match way {
+        FromNow::Back => now.checked_sub(d),
+        FromNow::Forward => now.checked_add(d),
+    }
+    .map_err(|_| bad_time(field, s))
 }
 
-/// Parses `45s`, `30m`, `12h`, `7d`, `2w`.
-pub fn parse_duration(field: &str, s: &str) -> Result<SignedDuration> {
-    let bad = || {
-        Error::invalid(
-            field,
-            format!("expected an RFC 3339 time or a duration such as 30m, 12h, 7d; found {s:?}"),
-        )
-    };
-    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (n, unit) = s.split_at(split);
-    let n: i64 = n.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => return Err(bad()),
-    };
-    n.checked_mul(secs)
-        .map(SignedDuration::from_secs)
-        .ok_or_else(bad)
+fn bad_time(field: &str, s: &str) -> Error {
+    Error::invalid(
+        field,
+        format!("expected an RFC 3339 time or a duration such as 30m, 12h, 7d; found {s:?}"),
+    )
+}
+
+/// A duration in the one grammar ([`crate::types::parse_duration`]), but with a unit: where
+/// an RFC 3339 time may stand, a bare number would read as a Unix time or a year.
+fn parse_age(field: &str, s: &str) -> Result<SignedDuration> {
+    if s.trim().bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad_time(field, s));
+    }
+    crate::types::parse_duration(s)
+        .ok()
+        .and_then(|d| SignedDuration::try_from(d).ok())
+        .ok_or_else(|| bad_time(field, s))
 }
 
 /// `audit ...`.
@@ -78,12 +92,12 @@ fn query(f: &AuditFilterArgs) -> Result<AuditQuery> {
         since: f
             .since
             .as_deref()
-            .map(|s| parse_time_or_age("since", s))
+            .map(|s| parse_time("since", s, FromNow::Back))
             .transpose()?,
         until: f
             .until
             .as_deref()
-            .map(|s| parse_time_or_age("until", s))
+            .map(|s| parse_time("until", s, FromNow::Back))
             .transpose()?,
         after_seq: None,
         limit: f.limit,
@@ -190,22 +204,25 @@ mod tests {
     #[test]
     fn durations_and_times_parse() {
         assert_eq!(
-            parse_duration("t", "90s").expect("parses"),
+            parse_age("t", "90s").expect("parses"),
             SignedDuration::from_secs(90)
         );
         assert_eq!(
-            parse_duration("t", "2h").expect("parses"),
+            parse_age("t", "2h").expect("parses"),
             SignedDuration::from_hours(2)
         );
         assert_eq!(
-            parse_duration("t", "7d").expect("parses"),
+            parse_age("t", "7d").expect("parses"),
             SignedDuration::from_hours(168)
         );
         for bad in ["", "h", "5", "5y", "-5m", "99999999999999999w"] {
-            assert!(parse_duration("t", bad).is_err(), "{bad}");
+            assert!(parse_age("t", bad).is_err(), "{bad}");
         }
-        let t = parse_time_or_age("t", "2026-01-02T03:04:05Z").expect("parses");
+        let t = parse_time("t", "2026-01-02T03:04:05Z", FromNow::Back).expect("parses");
         assert_eq!(t.to_string(), "2026-01-02T03:04:05Z");
-        assert!(parse_time_or_age("t", "1d").expect("parses") < crate::sys::now());
+        assert!(parse_time("t", "1d", FromNow::Back).expect("parses") < crate::sys::now());
+        assert!(parse_time("t", "1h30m", FromNow::Forward).expect("parses") > crate::sys::now());
+        // Beyond jiff's range: an error, not a panic.
+        assert!(parse_time("t", "1000000w", FromNow::Forward).is_err());
     }
 }

@@ -11,9 +11,9 @@ use super::Ctx;
 use super::args::CheckArgs;
 use super::output;
 use super::reference::{Reference, SCHEME, reason};
-use super::unlock::read_secret_file;
 use crate::error::{Error, Result};
 use crate::types::{CheckResult, Scope};
+use crate::unlock::read_secret_file;
 
 /// A requirements.toml (see `tresor check --help`).
 #[derive(Debug, Deserialize)]

@@ -2,7 +2,6 @@
 
 use super::Ctx;
 use super::output::{self, opt, ts};
-use super::unlock;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::protocol::Status;
@@ -124,7 +123,7 @@ pub(super) fn lock(ctx: &Ctx) -> Result<()> {
 /// `unlock`: sends a passphrase to the daemon (its API unlocks with passphrases only).
 pub(super) fn unlock(ctx: &Ctx) -> Result<()> {
     let c = running(ctx)?;
-    let secret = unlock::unlock_secret(ctx.global(), &ctx.store_path())?;
+    let secret = crate::unlock::unlock_secret(&ctx.global().unlock, &ctx.store_path())?;
     let UnlockSecret::Passphrase(p) = secret else {
         return Err(Error::invalid(
             "unlock source",
@@ -148,10 +147,8 @@ pub(super) fn daemon(ctx: &Ctx, args: &crate::daemon::DaemonArgs) -> Result<()> 
     let mut args = args.clone();
     args.store = args.store.or_else(|| g.store.clone());
     args.socket = args.socket.or_else(|| g.socket.clone());
-    if args.passphrase_fd.is_none() && args.passphrase_file.is_none() && args.keyfile.is_none() {
-        args.passphrase_fd = g.passphrase_fd;
-        args.passphrase_file.clone_from(&g.passphrase_file);
-        args.keyfile.clone_from(&g.keyfile);
+    if args.unlock.is_empty() {
+        args.unlock.clone_from(&g.unlock);
     }
     crate::daemon::main_with_args(&args)
 }

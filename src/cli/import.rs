@@ -3,7 +3,6 @@
 
 use crate::ops::Api;
 use std::collections::BTreeMap;
-use std::io::Read;
 
 use serde_json::Value;
 
@@ -13,10 +12,10 @@ use super::dotenv;
 use super::export::{ExportDoc, SecretDoc};
 use super::output;
 use super::reference::reason;
-use super::unlock::read_secret_file;
 use crate::error::{Error, Result};
 use crate::protocol::{decode_bytes, decode_map};
 use crate::types::{Scope, SecretBytes, SetRequest, validate_name};
+use crate::unlock::read_secret_input;
 
 /// One secret to write.
 type Item = (String, SetRequest);
@@ -151,15 +150,7 @@ fn from_json(source: &str, bytes: &[u8], scope: &Scope) -> Result<Vec<Item>> {
 }
 
 fn read_input(args: &ImportArgs) -> Result<SecretBytes> {
-    if args.file.as_os_str() == "-" {
-        let mut buf = Vec::new();
-        std::io::stdin()
-            .lock()
-            .read_to_end(&mut buf)
-            .map_err(|e| Error::invalid("import", format!("cannot read stdin: {e}")))?;
-        return Ok(SecretBytes::new(buf));
-    }
-    read_secret_file(&args.file, "import")
+    read_secret_input(&args.file, "import")
 }
 
 /// `import`.

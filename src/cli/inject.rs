@@ -3,7 +3,6 @@
 
 use crate::ops::Api;
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::ops::Range;
 
 use zeroize::Zeroizing;
@@ -13,9 +12,9 @@ use super::args::InjectArgs;
 use super::files::{self, Existing};
 use super::output;
 use super::reference::{Reference, reason};
-use super::unlock::read_secret_file;
 use crate::error::{Error, Result};
 use crate::types::SecretBytes;
+use crate::unlock::read_secret_input;
 
 /// A template cut into literal text and references.
 #[derive(Debug, PartialEq, Eq)]
@@ -71,15 +70,7 @@ fn parse(source: &str, t: &[u8]) -> Result<Vec<Piece>> {
 }
 
 fn read_template(args: &InjectArgs) -> Result<SecretBytes> {
-    if args.input.as_os_str() == "-" {
-        let mut buf = Vec::new();
-        std::io::stdin()
-            .lock()
-            .read_to_end(&mut buf)
-            .map_err(|e| Error::invalid("template", format!("cannot read stdin: {e}")))?;
-        return Ok(SecretBytes::new(buf));
-    }
-    read_secret_file(&args.input, "template")
+    read_secret_input(&args.input, "template")
 }
 
 /// Reads every distinct reference once. Missing ones are reported together (exit 3).

@@ -9,11 +9,11 @@ use std::path::Path;
 use super::Ctx;
 use super::args::{BackupArgs, InitArgs, KeyslotAddArgs, KeyslotCommand, PasswdArgs};
 use super::output::{self, opt};
-use super::unlock::{new_passphrase, read_secret_file};
 use crate::crypto::kdf::KdfParams;
 use crate::error::{Error, Result};
 use crate::store::{KdfChoice, NewKeyslot, Store};
 use crate::types::{Actor, SecretBytes};
+use crate::unlock::{NewPassphrase, PassphraseEnv, new_passphrase, read_private_file};
 
 fn kdf_choice(args: &InitArgs) -> KdfChoice {
     match (args.insecure_kdf, args.kdf_memory, args.kdf_iterations) {
@@ -30,7 +30,7 @@ fn kdf_choice(args: &InitArgs) -> KdfChoice {
 /// `init`.
 pub fn init(ctx: &Ctx, args: &InitArgs) -> Result<()> {
     let path = ctx.store_path();
-    if ctx.global().keyfile.is_some() {
+    if ctx.global().unlock.keyfile.is_some() {
         return Err(Error::invalid(
             "keyfile",
             "init protects a new store with a passphrase; add a key file afterwards with \
@@ -47,7 +47,10 @@ pub fn init(ctx: &Ctx, args: &InitArgs) -> Result<()> {
         });
     }
     let kdf = kdf_choice(args);
-    let pass = new_passphrase(Some(ctx.global()), None)?;
+    let pass = new_passphrase(NewPassphrase::Given(
+        &ctx.global().unlock,
+        PassphraseEnv::Read,
+    ))?;
     if kdf == KdfChoice::Calibrate {
         eprintln!("calibrating the key derivation to about one second on this host...");
     }
@@ -77,7 +80,9 @@ fn kdf_for(store: &Store) -> KdfChoice {
 /// `passwd`.
 pub fn passwd(ctx: &Ctx, args: &PasswdArgs) -> Result<()> {
     let d = ctx.open_direct()?;
-    let new = new_passphrase(None, args.new_passphrase_file.as_deref())?;
+    let new = new_passphrase(NewPassphrase::file_or_prompt(
+        args.new_passphrase_file.as_deref(),
+    ))?;
     d.store
         .change_passphrase(&d.actor, &new, &kdf_for(&d.store))?;
     eprintln!("passphrase changed");
@@ -118,7 +123,7 @@ fn keyslot_add(ctx: &Ctx, args: &KeyslotAddArgs) -> Result<()> {
     let mut created = None;
     let new = if let Some(path) = &args.keyfile {
         if path.exists() {
-            NewKeyslot::Keyfile(read_secret_file(path, "keyfile")?)
+            NewKeyslot::Keyfile(read_private_file(path, "keyfile")?)
         } else {
             let raw = create_keyfile(path)?;
             created = Some(path);
@@ -127,7 +132,9 @@ fn keyslot_add(ctx: &Ctx, args: &KeyslotAddArgs) -> Result<()> {
     } else if args.recovery {
         NewKeyslot::Recovery
     } else {
-        let p = new_passphrase(None, args.new_passphrase_file.as_deref())?;
+        let p = new_passphrase(NewPassphrase::file_or_prompt(
+            args.new_passphrase_file.as_deref(),
+        ))?;
         NewKeyslot::Passphrase(p, kdf_for(&d.store))
     };
     let (id, recovery) = match d.store.keyslot_add(&d.actor, new) {

@@ -3,8 +3,6 @@
 //! ```text
 //! args        clap definitions (the whole command line, no logic)
 //! backend     Backend: the file (ops::Local) or the daemon (Client), both tresor::Api
-//! unlock      unlock sources: --keyfile, --passphrase-file, --passphrase-fd,
-//!             TRESOR_PASSPHRASE, a no-echo prompt
 //! output      tables (comfy-table) and --json
 //! secrets     set get ls show rm history rollback
 //! keys        init passwd keyslot rekey backup
@@ -46,7 +44,6 @@ mod reference;
 mod report;
 mod run;
 mod secrets;
-mod unlock;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -157,7 +154,7 @@ impl Ctx {
     /// Opens and unlocks the store file in this process, acting as its owner.
     fn open_direct(&self) -> Result<Local> {
         let locked = self.open_locked()?;
-        let secret = unlock::unlock_secret(&self.global, locked.path())?;
+        let secret = crate::unlock::unlock_secret(&self.global.unlock, locked.path())?;
         let actor = Actor::direct_owner();
         let store = locked.unlock(&secret, &actor)?;
         Ok(Local { store, actor })

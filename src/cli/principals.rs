@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::Ctx;
 use super::args::{GrantArgs, PrincipalAddArgs, PrincipalCommand, RoleArg, TeamCommand};
-use super::audit::parse_duration;
+use super::audit::{FromNow, parse_time};
 use super::output::{self, opt, ts};
 use super::secrets::parse_scope;
 use crate::error::{Error, Result};
@@ -136,10 +136,7 @@ fn grant(ctx: &Ctx, args: &GrantArgs) -> Result<()> {
     let expires = args
         .expires
         .as_deref()
-        .map(|s| match s.parse::<jiff::Timestamp>() {
-            Ok(t) => Ok(t),
-            Err(_) => parse_duration("expires", s).map(|d| crate::sys::now() + d),
-        })
+        .map(|s| parse_time("expires", s, FromNow::Forward))
         .transpose()?;
     let g = Grant {
         pattern: args.pattern.clone(),

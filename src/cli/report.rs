@@ -14,11 +14,11 @@ use super::backend::Backend;
 use super::check::{line_of, look_up, parse_name, shown};
 use super::output::{self, opt, ts};
 use super::reference::{Reference, reason};
-use super::unlock::read_secret_file;
 use crate::error::{Error, Result};
 use crate::ops::Api;
 use crate::types::ValueRef;
 use crate::types::{ListFilter, SecretMeta, SecretType};
+use crate::unlock::read_secret_file;
 
 const DAY: i64 = 86_400;
 

@@ -22,12 +22,12 @@ use zeroize::Zeroizing;
 
 use super::Ctx;
 use super::args::RunArgs;
+use super::dotenv;
 use super::mask::Masker;
 use super::reference::{Reference, SCHEME, reason};
-use super::{dotenv, unlock};
 use crate::error::{Error, Result};
 use crate::protocol::{EnvItem, EnvSpec, env_var_name};
-use crate::types::SecretBytes;
+use crate::types::{SecretBytes, is_var_name};
 
 /// After the child exits, its output is relayed until its pipes have been quiet this long: what
 /// it wrote before exiting is already in the pipe, and a background process it left holding
@@ -66,13 +66,6 @@ impl Plan {
     }
 }
 
-/// Whether `s` may name an environment variable here (what `POST /v1/env` accepts too).
-fn is_var_name(s: &str) -> bool {
-    !s.is_empty()
-        && !s.starts_with(|c: char| c.is_ascii_digit())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 /// `--secret [scope/]NAME[#field][=ENV]`.
 fn add_flag(plan: &mut Plan, item: &str) -> Result<()> {
     let (target, var) = match item.split_once('=') {
@@ -88,7 +81,7 @@ fn add_flag(plan: &mut Plan, item: &str) -> Result<()> {
 /// One `--env-file`: `KEY=tresor://...` lines are secrets, other lines pass through.
 fn add_env_file(plan: &mut Plan, path: &std::path::Path) -> Result<()> {
     let source = path.display().to_string();
-    let raw = unlock::read_secret_file(path, "env-file")?;
+    let raw = crate::unlock::read_secret_file(path, "env-file")?;
     let text = raw
         .as_str()
         .ok_or_else(|| Error::invalid(&source, "an env file is UTF-8 text"))?;

@@ -9,13 +9,13 @@ use base64::Engine;
 use super::Ctx;
 use super::args::{GetArgs, LsArgs, NameArgs, RmArgs, RollbackArgs, SetArgs};
 use super::output::{self, opt, opt_ts, ts};
-use super::unlock::{prompt_hidden, read_secret_file};
 use crate::error::{Error, Result};
 use crate::store::{b64, decode_b64};
 use crate::types::ValueRef;
 use crate::types::{
     ListFilter, Scope, SecretBytes, SecretMeta, SecretType, SecretValue, SetRequest, VersionInfo,
 };
+use crate::unlock::{prompt_hidden, read_secret_file};
 
 /// Parses an optional `--scope`.
 pub fn parse_scope(s: Option<&str>) -> Result<Option<Scope>> {

@@ -2,13 +2,13 @@
 //! the store, binding the socket, signals. `tresord` and `tresor daemon` both call
 //! [`main_with_args`].
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::store::{KdfChoice, Passphrase, Store, UnlockSecret};
-use crate::types::{Actor, SecretBytes};
+use crate::store::{KdfChoice, Store};
+use crate::types::{Actor, parse_duration};
+use crate::unlock::{self, NewPassphrase, PassphraseEnv, UnlockArgs};
 
 /// Log line format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -34,17 +34,12 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "GROUP")]
     pub socket_group: Option<String>,
     /// Lock the store after this long without a request (e.g. 15m, 1h, 90s)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_idle_lock)]
     pub idle_lock: Option<Duration>,
-    /// Read the passphrase from this file descriptor and unlock at start
-    #[arg(long, value_name = "N", group = "unlock")]
-    pub passphrase_fd: Option<u32>,
-    /// Read the passphrase from this file and unlock at start
-    #[arg(long, value_name = "PATH", group = "unlock")]
-    pub passphrase_file: Option<PathBuf>,
-    /// Unlock at start with this key file
-    #[arg(long, value_name = "PATH", group = "unlock")]
-    pub keyfile: Option<PathBuf>,
+    /// The unlock source; without one the daemon starts locked (no `TRESOR_PASSPHRASE`
+    /// here: see [`PassphraseEnv`]).
+    #[command(flatten)]
+    pub unlock: UnlockArgs,
     /// Create the store when it does not exist yet, with the passphrase from --passphrase-fd,
     /// --passphrase-file or (on a terminal) a prompt; on later runs, prompt to unlock it
     #[arg(long)]
@@ -60,25 +55,16 @@ pub struct DaemonArgs {
     pub log_format: LogFormat,
 }
 
-/// Parses `500ms`, `90s`, `15m`, `1h`, `1d`, or a bare number of seconds.
+/// Parses `--idle-lock`: the duration grammar of [`parse_duration`], more than zero and at
+/// most a year.
 ///
 /// # Errors
-/// A message naming the accepted forms.
-pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (use 500ms, 90s, 15m, 1h or 1d)"))?;
-    let d = match unit.trim() {
-        "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
-        "m" | "min" => Duration::from_secs(n.saturating_mul(60)),
-        "h" => Duration::from_secs(n.saturating_mul(3600)),
-        "d" => Duration::from_secs(n.saturating_mul(86_400)),
-        other => return Err(format!("unknown unit {other:?} (use ms, s, m, h or d)")),
-    };
+/// A message naming the accepted forms, or the range.
+fn parse_idle_lock(s: &str) -> std::result::Result<Duration, String> {
+    let d = parse_duration(s).map_err(|e| match e {
+        Error::InvalidArgument { reason, .. } => reason,
+        other => other.to_string(),
+    })?;
     if d.is_zero() || d > Duration::from_secs(366 * 86_400) {
         return Err("a duration must be more than 0 and at most a year".into());
     }
@@ -98,80 +84,26 @@ fn init_logging(format: LogFormat) {
     };
 }
 
-fn read_source(args: &DaemonArgs) -> Result<Option<UnlockSecret>> {
-    let read_file = |p: &Path| -> Result<Vec<u8>> {
-        std::fs::read(p).map_err(|e| Error::internal(format!("cannot read {}", p.display()), e))
-    };
-    if let Some(fd) = args.passphrase_fd {
-        // Opening /proc/self/fd/N reads the inherited descriptor without unsafe code.
-        let mut buf = Vec::new();
-        std::fs::File::open(format!("/proc/self/fd/{fd}"))
-            .and_then(|mut f| f.read_to_end(&mut buf))
-            .map_err(|e| Error::internal(format!("cannot read file descriptor {fd}"), e))?;
-        return Ok(Some(UnlockSecret::Passphrase(
-            Passphrase::from_file_contents(buf),
-        )));
-    }
-    if let Some(p) = &args.passphrase_file {
-        crate::sys::check_not_writable_by_others(p)?;
-        return Ok(Some(UnlockSecret::Passphrase(
-            Passphrase::from_file_contents(read_file(p)?),
-        )));
-    }
-    if let Some(p) = &args.keyfile {
-        return Ok(Some(UnlockSecret::Keyfile(SecretBytes::new(read_file(p)?))));
-    }
-    Ok(None)
+fn init_needs_passphrase() -> Error {
+    Error::invalid(
+        "init",
+        "--init needs the new passphrase from a terminal, --passphrase-fd or --passphrase-file",
+    )
 }
 
-/// Asks for a passphrase on the terminal without echo (twice when `confirm`). `None` when
-/// stdin is not a terminal.
-fn prompt_passphrase(confirm: bool) -> Result<Option<UnlockSecret>> {
-    use std::io::IsTerminal;
-    if !std::io::stdin().is_terminal() {
-        return Ok(None);
-    }
-    let ask = |prompt: &str| {
-        rpassword::prompt_password(prompt)
-            .map(|s| Passphrase::new(s.into_bytes()))
-            .map_err(|e| Error::internal("cannot read the passphrase from the terminal", e))
-    };
-    let first = ask(if confirm {
-        "New passphrase: "
-    } else {
-        "Passphrase: "
-    })?;
-    if confirm {
-        if first.expose().is_empty() {
-            return Err(Error::invalid(
-                "passphrase",
-                "an empty passphrase protects nothing",
-            ));
-        }
-        if ask("Repeat the passphrase: ")? != first {
-            return Err(Error::invalid("passphrase", "the two passphrases differ"));
-        }
-    }
-    Ok(Some(UnlockSecret::Passphrase(first)))
-}
-
-/// Opens the store, creating it first with `--init`, and unlocks it when a source is given.
+/// Opens the store, creating it first with `--init`, and unlocks it when a source is given
+/// (with `--init`, also from a prompt on the terminal).
 fn open_store(args: &DaemonArgs, path: &Path) -> Result<super::Opened> {
-    let mut secret = read_source(args)?;
-    if secret.is_none() && args.init {
-        secret = prompt_passphrase(!path.exists())?;
-    }
     let owner = Actor::direct_owner();
     if !path.exists() {
         if !args.init {
             return Err(Error::not_found("store", path.display().to_string()));
         }
-        let Some(UnlockSecret::Passphrase(pass)) = &secret else {
-            return Err(Error::invalid(
-                "init",
-                "--init needs the new passphrase from a terminal, --passphrase-fd or --passphrase-file",
-            ));
-        };
+        if args.unlock.keyfile.is_some() || (args.unlock.is_empty() && !unlock::has_terminal()) {
+            return Err(init_needs_passphrase());
+        }
+        let pass =
+            unlock::new_passphrase(NewPassphrase::Given(&args.unlock, PassphraseEnv::Ignore))?;
         let kdf = if args.insecure_kdf {
             tracing::warn!("creating the store with --insecure-kdf: for tests only");
             KdfChoice::Insecure
@@ -179,7 +111,11 @@ fn open_store(args: &DaemonArgs, path: &Path) -> Result<super::Opened> {
             KdfChoice::Calibrate
         };
         tracing::info!(store = %path.display(), "creating the store");
-        return Ok(Store::create(path, pass, &kdf, &owner)?.into());
+        return Ok(Store::create(path, &pass, &kdf, &owner)?.into());
+    }
+    let mut secret = args.unlock.given(PassphraseEnv::Ignore)?;
+    if secret.is_none() && args.init {
+        secret = unlock::prompt_unlock(path)?;
     }
     let locked = Store::open(path)?;
     if locked.is_insecure() {
@@ -254,11 +190,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("5 weeks").is_err());
+    fn idle_lock_durations() {
+        assert_eq!(parse_idle_lock("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_idle_lock("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_idle_lock("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_idle_lock("1h30m"), Ok(Duration::from_secs(5400)));
+        assert!(parse_idle_lock("0s").is_err());
+        assert!(parse_idle_lock("5 weeks").is_err());
+        assert!(parse_idle_lock("53w").is_err());
     }
 }

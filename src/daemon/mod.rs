@@ -25,7 +25,7 @@ mod state;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use args::{DaemonArgs, LogFormat, main_with_args, parse_duration};
+pub use args::{DaemonArgs, LogFormat, main_with_args};
 pub use routes::{OPENAPI, ROUTES};
 pub use serve::run;
 pub use socket::{BoundSocket, bind};

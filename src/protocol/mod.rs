@@ -197,7 +197,7 @@ impl EnvItem {
         let var = spec
             .env
             .unwrap_or_else(|| env_var_name(&spec.name, spec.field.as_deref()));
-        if !is_var_name(&var) {
+        if !crate::types::is_var_name(&var) {
             return Err(Error::invalid(
                 "env",
                 format!("{var:?} is not a variable name (use A-Z a-z 0-9 _, not first a digit)"),
@@ -224,13 +224,6 @@ impl EnvSpec {
             env,
         }
     }
-}
-
-/// Whether `s` is a portable environment variable name: `[A-Za-z_][A-Za-z0-9_]*`.
-pub fn is_var_name(s: &str) -> bool {
-    !s.is_empty()
-        && !s.starts_with(|c: char| c.is_ascii_digit())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// `POST /v1/env` response: variable → value (UTF-8) and variable → base64 (binary).

@@ -15,9 +15,11 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use crate::error::{Error, Result};
 
 mod audit;
+mod duration;
 mod value_ref;
 
 pub use audit::{Action, AuditQuery, AuditRecord, Outcome, VerifyReport};
+pub use duration::{format_duration, parse_duration};
 pub use value_ref::{SCHEME, ValueRef};
 
 /// The longest secret name, in bytes.
@@ -86,6 +88,14 @@ pub fn validate_principal_name(name: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether `s` may name an environment variable: `[A-Za-z_][A-Za-z0-9_]*`. What `run` sets
+/// and what `POST /v1/env` accepts.
+pub fn is_var_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Where a secret lives: `org`, `team:<team>` or `user:<user>`.

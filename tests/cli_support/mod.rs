@@ -52,7 +52,7 @@ impl Env {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path().join("store.tresor");
         let pass = dir.path().join("pass");
-        std::fs::write(&pass, format!("{PASS}\n")).unwrap();
+        write_private(&pass, format!("{PASS}\n"));
         Self { dir, store, pass }
     }
 
@@ -125,6 +125,13 @@ impl Env {
 /// Whether this process has a controlling terminal (then a prompt would wait on it).
 pub fn has_tty() -> bool {
     std::fs::File::open("/dev/tty").is_ok()
+}
+
+/// Writes a passphrase or key file as tresor wants one: mode 0600 (it refuses a file that
+/// group or others may read, SPEC §4.6).
+pub fn write_private(path: &Path, contents: impl AsRef<[u8]>) {
+    std::fs::write(path, contents).unwrap();
+    chmod(path, 0o600);
 }
 
 /// Sets a file's mode.

@@ -10,10 +10,10 @@ use toml::Spanned;
 
 use crate::cli::check::line_of;
 use crate::cli::reference::reason;
-use crate::cli::unlock::read_secret_file;
 use crate::error::{Error, Result};
 use crate::store::Grant;
 use crate::types::{Role, Scope, SecretType, validate_name};
+use crate::unlock::read_secret_file;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

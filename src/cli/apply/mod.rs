@@ -16,11 +16,11 @@ use super::Ctx;
 use super::args::ApplyArgs;
 use super::backend::Backend;
 use super::output;
-use super::unlock::{prompt_hidden, read_secret_file};
 use crate::error::{Error, Result};
 use crate::ops::Api;
 use crate::store::PrincipalSpec;
 use crate::types::{ListFilter, SecretBytes, SetRequest};
+use crate::unlock::{prompt_hidden, read_secret_file};
 use manifest::{ValueSource, WantSecret};
 use plan::{Change, Current, Op, Step};
 

@@ -61,15 +61,9 @@ pub struct GlobalArgs {
     /// Print JSON for scripts instead of tables
     #[arg(long, global = true, display_order = 900)]
     pub json: bool,
-    /// Read the passphrase from this open file descriptor
-    #[arg(long, value_name = "N", group = "unlock_source")]
-    pub passphrase_fd: Option<u32>,
-    /// Read the passphrase from this file (one trailing newline is dropped)
-    #[arg(long, value_name = "PATH", group = "unlock_source")]
-    pub passphrase_file: Option<PathBuf>,
-    /// Unlock with this key file instead of a passphrase
-    #[arg(long, value_name = "PATH", group = "unlock_source")]
-    pub keyfile: Option<PathBuf>,
+    /// The unlock sources (then `TRESOR_PASSPHRASE`, then a prompt).
+    #[command(flatten)]
+    pub unlock: crate::unlock::UnlockArgs,
 }
 
 /// The subcommands.
