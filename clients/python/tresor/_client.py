@@ -184,9 +184,14 @@ class Client:
     # -- transport ---------------------------------------------------------------------
 
     def _unavailable(self, what: str, cause: Optional[BaseException] = None) -> DaemonUnavailable:
-        reason = f": {cause.strerror or cause}" if isinstance(cause, OSError) else (
-            f": {cause}" if cause is not None and str(cause) else ""
-        )
+        # An OSError's text is the OS's; any other cause (http.client's BadStatusLine quotes
+        # what it read) is named by its class only, so that no received byte is echoed.
+        if isinstance(cause, OSError):
+            reason = f": {cause.strerror or type(cause).__name__}"
+        elif cause is not None:
+            reason = f": {type(cause).__name__}"
+        else:
+            reason = ""
         return DaemonUnavailable(
             f"tresord is not available at {self.socket_path} ({what}{reason})",
             socket_path=self.socket_path,
