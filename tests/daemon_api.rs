@@ -499,3 +499,19 @@ fn client_survives_idle_connection_close() {
         assert_eq!(c.get_value("k", None, None).unwrap().value.expose(), b"v");
     }
 }
+
+/// A raw `/` in a secret's path segment is no route; the 404 says to encode it as `%2F`, and
+/// the encoded form reaches the secret.
+#[test]
+fn raw_slash_in_a_name_says_to_encode_it() {
+    let d = TestDaemon::start(|s| put(s, "db/main", "v"));
+    for path in ["/v1/secrets/db/main", "/v1/secrets/db/main/value"] {
+        let answer = raw(&d.socket, &request("GET", path, b""));
+        assert_eq!(status_of(&answer), 404, "{answer}");
+        assert!(answer.contains("\"not_found\""), "{answer}");
+        assert!(answer.contains("%2F"), "{answer}");
+    }
+    let answer = raw(&d.socket, &request("GET", "/v1/secrets/db%2Fmain", b""));
+    assert_eq!(status_of(&answer), 200, "{answer}");
+    assert!(d.client().show("db/main", None).is_ok());
+}

@@ -91,8 +91,27 @@ async fn openapi(caller: Caller) -> Result<impl axum::response::IntoResponse, Ap
     ))
 }
 
+/// 404 for a path no route serves. A secret name with a raw `/` lands here
+/// (`/v1/secrets/db/main`), so the message says how to send it.
 async fn no_route(uri: Uri) -> ApiError {
-    ApiError(Error::not_found("route", uri.path().to_owned()))
+    let path = uri.path();
+    if let Some(rest) = path.strip_prefix("/v1/secrets/") {
+        let name = ["/value", "/rollback"]
+            .iter()
+            .find_map(|suffix| rest.strip_suffix(suffix))
+            .unwrap_or(rest);
+        if name.contains('/') {
+            let encoded = name.replace('/', "%2F");
+            return ApiError(Error::not_found(
+                "route",
+                format!(
+                    "{path} (a secret name containing `/` goes in the path percent-encoded: \
+                     encode `/` as %2F, as in /v1/secrets/{encoded})"
+                ),
+            ));
+        }
+    }
+    ApiError(Error::not_found("route", path.to_owned()))
 }
 
 async fn no_method(method: Method, uri: Uri) -> axum::response::Response {
