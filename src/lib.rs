@@ -39,7 +39,6 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod audit;
 #[cfg(feature = "cli")]
 pub mod cli;
 #[cfg(feature = "client")]
@@ -61,7 +60,7 @@ pub mod types;
 pub use client::{AsyncClient, Client};
 pub use error::{Error, ErrorCode, Result};
 pub use store::{
-    CreateOptions, Grant, KdfChoice, KeyslotInfo, LockedStore, NewKeyslot, Passphrase, Principal,
-    PrincipalKind, PrincipalSpec, Store, UnlockSecret,
+    CreateOptions, KdfChoice, KeyslotInfo, LockedStore, NewKeyslot, PeerAdmission, Store,
+    UnlockSecret,
 };
 pub use types::*;

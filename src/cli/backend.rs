@@ -3,14 +3,15 @@
 
 use std::collections::BTreeMap;
 
-use crate::audit::Entry;
 use crate::error::Result;
 use crate::protocol::EnvSpec;
-use crate::store::{Grant, Principal, PrincipalSpec, ReadRequest, Store};
+use crate::store::{ReadRequest, Store};
+use crate::types::AuditEntry as Entry;
 use crate::types::{
     Action, Actor, AuditQuery, AuditRecord, Channel, CheckResult, ListFilter, Outcome, Scope,
     SecretBytes, SecretMeta, SecretValue, SetRequest, VerifyReport,
 };
+use crate::types::{Grant, Principal, PrincipalSpec};
 
 /// One value read: name, scope, version and field.
 #[derive(Clone, Debug, Default)]

@@ -7,11 +7,11 @@ use super::backend::{Backend, ValueQuery};
 use crate::client::Client;
 use crate::error::Result;
 use crate::protocol::{EnvItem, EnvSpec, ValueQuery as WireQuery};
-use crate::store::{Grant, Principal, PrincipalSpec};
 use crate::types::{
     AuditQuery, AuditRecord, Channel, CheckResult, ListFilter, Scope, SecretBytes, SecretMeta,
     SecretValue, SetRequest, VerifyReport,
 };
+use crate::types::{Grant, Principal, PrincipalSpec};
 
 /// A connection to `tresord`.
 pub struct Remote {

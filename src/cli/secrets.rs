@@ -11,10 +11,10 @@ use super::backend::ValueQuery;
 use super::output::{self, opt, opt_ts, ts};
 use super::unlock::{prompt_hidden, read_secret_file};
 use crate::error::{Error, Result};
-use crate::store::{b64, decode_b64};
 use crate::types::{
     ListFilter, Scope, SecretBytes, SecretMeta, SecretType, SecretValue, SetRequest, VersionInfo,
 };
+use crate::types::{b64, decode_b64};
 
 /// Parses an optional `--scope`.
 pub fn parse_scope(s: Option<&str>) -> Result<Option<Scope>> {

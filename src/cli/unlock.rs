@@ -6,7 +6,8 @@ use std::path::Path;
 
 use super::args::GlobalArgs;
 use crate::error::{Error, Result};
-use crate::store::{Passphrase, UnlockSecret};
+use crate::store::UnlockSecret;
+use crate::types::Passphrase;
 use crate::types::SecretBytes;
 
 /// The environment variable CI may use for the passphrase.

@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use super::AsyncClient;
 use crate::error::{Error, Result};
 use crate::protocol::{EnvItem, PrincipalOp, PrincipalResponse, Status, ValueQuery};
-use crate::store::{Grant, Passphrase, Principal, PrincipalSpec};
 use crate::types::{
     AuditQuery, AuditRecord, CheckResult, ListFilter, Scope, SecretBytes, SecretMeta, SecretValue,
     SetRequest, VerifyReport, VersionInfo,
 };
+use crate::types::{Grant, Passphrase, Principal, PrincipalSpec};
 
 /// A blocking client of `tresord`. Must not be used from inside an async runtime (use
 /// [`AsyncClient`] there).

@@ -33,11 +33,11 @@ use crate::protocol::{
     ErrorResponse, PrincipalList, PrincipalOp, PrincipalResponse, RollbackRequest, SecretList,
     SecretText, SetBody, Status, UnlockRequest, ValueQuery, ValueResponse, decode_map,
 };
-use crate::store::{Grant, Passphrase, Principal, PrincipalSpec};
 use crate::types::{
     AuditQuery, AuditRecord, CheckResult, ListFilter, Scope, SecretBytes, SecretMeta, SecretValue,
     SetRequest, VerifyReport, VersionInfo,
 };
+use crate::types::{Grant, Passphrase, Principal, PrincipalSpec};
 
 /// Whether something accepts connections on `socket` (a daemon, or at least a listener). The
 /// daemon uses it to tell a live socket from a stale one; the CLI to choose daemon or file.

@@ -12,8 +12,8 @@ use crate::protocol::{
     API_VERSION, AuditList, AuditParams, Deleted, PrincipalList, PrincipalOp, PrincipalResponse,
     SecretText, Status, UnlockRequest,
 };
-use crate::store::{Passphrase, Principal, PrincipalSpec};
 use crate::types::{Action, VerifyReport};
+use crate::types::{Passphrase, Principal, PrincipalSpec};
 
 fn status_of(state: &State, caller: Option<&Caller>) -> Status {
     let store = state.cell.store().ok();

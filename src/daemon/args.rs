@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::store::{KdfChoice, Passphrase, Store, UnlockSecret};
+use crate::store::{KdfChoice, Store, UnlockSecret};
+use crate::types::Passphrase;
 use crate::types::{Actor, SecretBytes};
 
 /// Log line format.

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::audit::Entry;
 use crate::error::{Error, Result};
-use crate::store::{LockedStore, Passphrase, PrincipalKind, Store, UnlockSecret};
+use crate::store::{LockedStore, Store, UnlockSecret};
+use crate::types::AuditEntry as Entry;
 use crate::types::{Action, Actor, Channel, Outcome, Role};
+use crate::types::{Passphrase, PrincipalKind};
 
 /// Failed unlocks allowed before backoff starts.
 const FREE_ATTEMPTS: u32 = 3;

@@ -19,10 +19,9 @@ pub use value::{
 };
 
 use crate::error::{Error, Result};
-use crate::store::{Grant, Principal};
 use crate::types::{
-    AuditQuery, AuditRecord, ListFilter, Role, Scope, SecretMeta, SecretType, SecretValue,
-    SetRequest,
+    AuditQuery, AuditRecord, Grant, ListFilter, Principal, Role, Scope, SecretMeta, SecretType,
+    SecretValue, SetRequest,
 };
 
 /// The API version this build speaks.

@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 
 use redb::{ReadableDatabase, ReadableTable};
 
+use super::audit;
 use super::records::{SecretRec, ValueRec, now_us, value_key};
 use super::{SECRETS, Store, VALUES};
-use crate::audit::{self, Entry};
 use crate::error::{Error, Result};
 use crate::format::TableId;
 use crate::policy::Op;
-use crate::types::{Action, Actor, Outcome, Scope, SecretBytes, SecretValue};
+use crate::types::{Action, Actor, AuditEntry, Outcome, Scope, SecretBytes, SecretValue};
 
 /// One value read, as batched by [`Store::read_batch`].
 #[derive(Clone, Debug)]
@@ -80,47 +80,47 @@ impl Store {
             Err(e) => return reqs.iter().map(|_| Err(clone_err(&e))).collect(),
         };
         let now = now_us();
-        let commit = (|| -> Result<()> {
-            let txn = self.db.begin_write()?;
-            let mut entries = Vec::with_capacity(reqs.len());
-            {
-                let mut table = txn.open_table(SECRETS)?;
-                for (req, f) in reqs.iter().zip(&found) {
-                    match f {
-                        Found::Value(v, h) => {
-                            entries.push(Entry::new(&req.actor, Action::Read, Outcome::Ok).secret(
-                                &v.scope,
-                                &v.name,
-                                Some(v.version),
-                            ));
-                            let raw = table.get(h)?.map(|g| g.value().to_vec());
-                            if let Some(raw) = raw {
-                                let mut rec: SecretRec =
-                                    self.open_row(TableId::Secrets, h, &raw)?;
-                                rec.last_used = Some(now);
-                                table.insert(
-                                    h,
-                                    self.seal_row(TableId::Secrets, h, &rec)?.as_slice(),
-                                )?;
+        let commit =
+            (|| -> Result<()> {
+                let txn = self.db.begin_write()?;
+                let mut entries = Vec::with_capacity(reqs.len());
+                {
+                    let mut table = txn.open_table(SECRETS)?;
+                    for (req, f) in reqs.iter().zip(&found) {
+                        match f {
+                            Found::Value(v, h) => {
+                                entries.push(
+                                    AuditEntry::new(&req.actor, Action::Read, Outcome::Ok).secret(
+                                        &v.scope,
+                                        &v.name,
+                                        Some(v.version),
+                                    ),
+                                );
+                                let raw = table.get(h)?.map(|g| g.value().to_vec());
+                                if let Some(raw) = raw {
+                                    let mut rec: SecretRec =
+                                        self.open_row(TableId::Secrets, h, &raw)?;
+                                    rec.last_used = Some(now);
+                                    table.insert(
+                                        h,
+                                        self.seal_row(TableId::Secrets, h, &rec)?.as_slice(),
+                                    )?;
+                                }
                             }
-                        }
-                        Found::Failed(e) => {
-                            let scope = req.scope.clone().unwrap_or_default();
-                            entries.push(
-                                Entry::new(&req.actor, Action::Read, audit_outcome(e)).secret(
-                                    &scope,
-                                    &req.name,
-                                    req.version,
-                                ),
-                            );
+                            Found::Failed(e) => {
+                                let scope = req.scope.clone().unwrap_or_default();
+                                entries.push(
+                                    AuditEntry::new(&req.actor, Action::Read, audit_outcome(e))
+                                        .secret(&scope, &req.name, req.version),
+                                );
+                            }
                         }
                     }
                 }
-            }
-            audit::append(self, &txn, &entries)?;
-            txn.commit()?;
-            Ok(())
-        })();
+                audit::append(self, &txn, &entries)?;
+                txn.commit()?;
+                Ok(())
+            })();
         if let Err(e) = commit {
             return reqs.iter().map(|_| Err(clone_err(&e))).collect();
         }

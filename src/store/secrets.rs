@@ -5,15 +5,15 @@ use std::collections::BTreeMap;
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
+use super::audit;
 use super::records::{SecretRec, ValueRec, VersionRec, now_us, value_key};
 use super::{SECRETS, Store, VALUES};
-use crate::audit::{self, Entry};
 use crate::error::{Error, Result};
 use crate::format::TableId;
 use crate::policy::{Decision, Op, decide};
 use crate::types::{
-    Action, Actor, CheckResult, ListFilter, Outcome, Scope, SecretBytes, SecretMeta, SetRequest,
-    VersionInfo, validate_name,
+    Action, Actor, AuditEntry, CheckResult, ListFilter, Outcome, Scope, SecretBytes, SecretMeta,
+    SetRequest, VersionInfo, validate_name,
 };
 
 /// The default number of versions kept.
@@ -94,7 +94,7 @@ impl Store {
         let check = self.allow(actor, Op::ReadMeta, &target_scope, name);
         match (found, check) {
             (_, Err(e)) => {
-                self.record(&Entry::new(actor, action, Outcome::Denied).secret(
+                self.record(&AuditEntry::new(actor, action, Outcome::Denied).secret(
                     &target_scope,
                     name,
                     None,
@@ -212,7 +212,7 @@ impl Store {
             validate_request(req)?;
             if let Err(e) = self.allow(actor, Op::Write, &req.scope, name) {
                 self.record(
-                    &Entry::new(actor, action, Outcome::Denied).secret(&req.scope, name, None),
+                    &AuditEntry::new(actor, action, Outcome::Denied).secret(&req.scope, name, None),
                 )?;
                 return Err(e);
             }
@@ -258,7 +258,7 @@ impl Store {
                 secrets.insert(&h, self.seal_row(TableId::Secrets, &h, &rec)?.as_slice())?;
                 entries.push((
                     i,
-                    Entry::new(actor, action, Outcome::Ok).secret(
+                    AuditEntry::new(actor, action, Outcome::Ok).secret(
                         &rec.scope,
                         &rec.name,
                         Some(rec.version),
@@ -271,7 +271,7 @@ impl Store {
         }
         entries.sort_by_key(|(i, _)| *i);
         metas.sort_by_key(|(i, _)| *i);
-        let entries: Vec<Entry> = entries.into_iter().map(|(_, e)| e).collect();
+        let entries: Vec<AuditEntry> = entries.into_iter().map(|(_, e)| e).collect();
         let metas: Vec<SecretMeta> = metas.into_iter().map(|(_, m)| m).collect();
         audit::append(self, &txn, &entries)?;
         txn.commit()?;
@@ -293,7 +293,8 @@ impl Store {
         let (h, rec) = self.find_meta(actor, name, scope, Action::Delete)?;
         if let Err(e) = self.allow(actor, Op::Write, &rec.scope, name) {
             self.record(
-                &Entry::new(actor, Action::Delete, Outcome::Denied).secret(&rec.scope, name, None),
+                &AuditEntry::new(actor, Action::Delete, Outcome::Denied)
+                    .secret(&rec.scope, name, None),
             )?;
             return Err(e);
         }
@@ -315,7 +316,7 @@ impl Store {
         audit::append(
             self,
             &txn,
-            &[Entry::new(actor, Action::Delete, Outcome::Ok).secret(
+            &[AuditEntry::new(actor, Action::Delete, Outcome::Ok).secret(
                 &rec.scope,
                 name,
                 Some(rec.version),
@@ -339,7 +340,7 @@ impl Store {
         let (h, rec) = self.find_meta(actor, name, scope, Action::Rollback)?;
         if let Err(e) = self.allow(actor, Op::Write, &rec.scope, name) {
             self.record(
-                &Entry::new(actor, Action::Rollback, Outcome::Denied).secret(
+                &AuditEntry::new(actor, Action::Rollback, Outcome::Denied).secret(
                     &rec.scope,
                     name,
                     Some(to),
@@ -388,11 +389,13 @@ impl Store {
         audit::append(
             self,
             &txn,
-            &[Entry::new(actor, Action::Rollback, Outcome::Ok).secret(
-                &meta.scope,
-                name,
-                Some(meta.version),
-            )],
+            &[
+                AuditEntry::new(actor, Action::Rollback, Outcome::Ok).secret(
+                    &meta.scope,
+                    name,
+                    Some(meta.version),
+                ),
+            ],
         )?;
         txn.commit()?;
         Ok(meta.to_meta())

@@ -1,4 +1,5 @@
-//! The data model: names, scopes, types, secret metadata, values, actors.
+//! The data model: names, scopes, types, secret metadata, values, actors, principals and
+//! grants, passphrases, audit entries, and the base64 of binary values.
 //!
 //! These types are what the library hands out and what the daemon serializes; none of them
 //! carries a key. [`SecretValue`] carries plaintext and zeroizes it on drop.
@@ -15,8 +16,14 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use crate::error::{Error, Result};
 
 mod audit;
+mod encoding;
+mod passphrase;
+mod principal;
 
-pub use audit::{Action, AuditQuery, AuditRecord, Outcome, VerifyReport};
+pub use audit::{Action, AuditEntry, AuditQuery, AuditRecord, Outcome, VerifyReport};
+pub use encoding::{b64, decode_b64};
+pub use passphrase::Passphrase;
+pub use principal::{Grant, Principal, PrincipalKind, PrincipalSpec};
 
 /// The longest secret name, in bytes.
 pub const MAX_NAME_LEN: usize = 128;
@@ -315,6 +322,14 @@ impl Actor {
                 .ok()
                 .map(|p| p.display().to_string()),
             channel: Channel::Direct,
+        }
+    }
+    /// The daemon acting for itself, as the idle lock's audit record names it: principal
+    /// `tresord`, this process's uid/gid/pid, an owner on the direct channel.
+    pub fn daemon() -> Self {
+        Self {
+            principal: "tresord".into(),
+            ..Self::direct_owner()
         }
     }
 }

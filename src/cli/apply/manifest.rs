@@ -12,7 +12,7 @@ use crate::cli::check::line_of;
 use crate::cli::reference::reason;
 use crate::cli::unlock::read_secret_file;
 use crate::error::{Error, Result};
-use crate::store::Grant;
+use crate::types::Grant;
 use crate::types::{Role, Scope, SecretType, validate_name};
 
 #[derive(Debug, Deserialize)]

@@ -18,7 +18,7 @@ use super::backend::Backend;
 use super::output;
 use super::unlock::{prompt_hidden, read_secret_file};
 use crate::error::{Error, Result};
-use crate::store::PrincipalSpec;
+use crate::types::PrincipalSpec;
 use crate::types::{ListFilter, SecretBytes, SetRequest};
 use manifest::{ValueSource, WantSecret};
 use plan::{Change, Current, Op, Step};
