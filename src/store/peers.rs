@@ -101,6 +101,8 @@ impl Store {
         gid: u32,
         token: Option<&[u8]>,
     ) -> Result<Principal> {
+        #[cfg(test)]
+        AUTHENTICATIONS.with(|n| n.set(n.get() + 1));
         let callers = || {
             cache
                 .by_name
@@ -251,6 +253,12 @@ impl Store {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// How many times this thread has matched a peer against the principals.
+    static AUTHENTICATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// Whether a peer could authenticate with an agent's bearer token: an agent with a token whose
 /// uid/gid constraints the peer meets.
 fn token_possible(cache: &Cache, uid: u32, gid: u32) -> bool {
@@ -260,4 +268,83 @@ fn token_possible(cache: &Cache, uid: u32, gid: u32) -> bool {
             && p.uid.is_none_or(|u| u == uid)
             && p.gid.is_none_or(|g| g == gid)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::KdfChoice;
+    use crate::types::{Passphrase, PrincipalSpec};
+
+    fn auths() -> u64 {
+        AUTHENTICATIONS.with(std::cell::Cell::get)
+    }
+
+    /// A request on an admitted connection is matched against the principals at most once:
+    /// without a token not at all (the admission did it), with a token once; after a principal
+    /// change, once again, with the answer `authenticate` gives.
+    #[test]
+    fn an_admitted_peer_is_authenticated_at_most_once_per_request() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let owner = Actor::direct_owner();
+        let store = Store::create(
+            &dir.path().join("s.tresor"),
+            &Passphrase::from("pw"),
+            &KdfChoice::Insecure,
+            &owner,
+        )
+        .expect("create");
+        let spec = |name: &str, role, uid, token| PrincipalSpec {
+            name: name.into(),
+            role,
+            uid: Some(uid),
+            gid: None,
+            token,
+        };
+        store
+            .principal_add(&owner, &spec("ci", Role::Agent, 4242, false))
+            .expect("agent");
+        let (_, token) = store
+            .principal_add(&owner, &spec("bot", Role::Agent, 4343, true))
+            .expect("token agent");
+        let token = token.expect("a token");
+
+        let before = auths();
+        let admission = store.admit(4242, 4242).expect("admitted");
+        assert_eq!(auths(), before + 1, "admission matches once per connection");
+        for _ in 0..3 {
+            let p = store.authenticate_admitted(&admission, None).expect("ci");
+            assert_eq!(p.name, "ci");
+        }
+        assert_eq!(
+            auths(),
+            before + 1,
+            "requests without a token reuse the admission"
+        );
+
+        let bot = store.admit(4343, 4343).expect("a token could name it");
+        assert!(bot.principal().is_none());
+        let before = auths();
+        let p = store
+            .authenticate_admitted(&bot, Some(token.expose()))
+            .expect("bot");
+        assert_eq!((p.name.as_str(), auths()), ("bot", before + 1));
+        assert!(store.authenticate_admitted(&bot, None).is_err());
+
+        store.principal_remove(&owner, "ci").expect("rm");
+        let before = auths();
+        let gone = store.authenticate_admitted(&admission, None);
+        assert_eq!(auths(), before + 1, "a principal change is decided again");
+        assert_eq!(
+            gone.map_err(|e| e.to_string()),
+            store
+                .authenticate(4242, 4242, None)
+                .map_err(|e| e.to_string())
+        );
+        assert!(store.admit(4242, 4242).is_err());
+        assert_eq!(
+            store.peer_roles().expect("roles").get(&4343),
+            Some(&Role::Agent)
+        );
+    }
 }

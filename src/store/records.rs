@@ -131,8 +131,18 @@ pub(crate) fn open_with<T: DeserializeOwned>(
     key: &[u8],
     bytes: &[u8],
 ) -> Result<T> {
+    #[cfg(test)]
+    if table == TableId::Secrets {
+        SECRET_OPENS.with(|n| n.set(n.get() + 1));
+    }
     let pt = Envelope::open(&keys.seal, store_id, table, key, bytes)?;
     decode_payload(&pt, table, key)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many `secrets` records this thread has opened (tests count a read's passes).
+    pub(super) static SECRET_OPENS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 impl Store {

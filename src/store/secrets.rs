@@ -42,16 +42,31 @@ impl Store {
         name: &str,
         scope: Option<&Scope>,
     ) -> Result<Option<([u8; 32], SecretRec)>> {
+        Ok(self
+            .resolve_sealed(table, actor, name, scope)?
+            .map(|(h, rec, _)| (h, rec)))
+    }
+
+    /// As [`Store::resolve_in`], also returning the sealed bytes the record was opened from,
+    /// so that a later write can tell whether the record changed without opening it again.
+    pub(super) fn resolve_sealed(
+        &self,
+        table: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
+        actor: &Actor,
+        name: &str,
+        scope: Option<&Scope>,
+    ) -> Result<Option<([u8; 32], SecretRec, Vec<u8>)>> {
         validate_name(name)?;
         let mut team_hits = Vec::new();
         for s in self.candidate_scopes(actor, scope) {
             let h = self.secret_hash(&s, name);
             if let Some(raw) = table.get(&h)? {
                 let rec: SecretRec = self.open_row(TableId::Secrets, &h, raw.value())?;
+                let hit = (h, rec, raw.value().to_vec());
                 match s {
-                    Scope::Team(_) if scope.is_none() => team_hits.push((h, rec)),
+                    Scope::Team(_) if scope.is_none() => team_hits.push(hit),
                     _ if !team_hits.is_empty() => break,
-                    _ => return Ok(Some((h, rec))),
+                    _ => return Ok(Some(hit)),
                 }
             }
         }
@@ -60,7 +75,10 @@ impl Store {
             1 => Ok(team_hits.pop()),
             _ => Err(Error::Ambiguous {
                 name: name.to_owned(),
-                scopes: team_hits.iter().map(|(_, r)| r.scope.to_string()).collect(),
+                scopes: team_hits
+                    .iter()
+                    .map(|(_, r, _)| r.scope.to_string())
+                    .collect(),
             }),
         }
     }
