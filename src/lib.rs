@@ -10,15 +10,20 @@
 //!  core (no clap, no tokio, no HTTP)          front ends (default features)
 //!  ─────────────────────────────────          ─────────────────────────────
 //!  error    one Error, one variant per code   protocol  JSON bodies of API v1
-//!  types    names, scopes, metadata, values   client    Client over the Unix socket
-//!  crypto   keys, seal/open, Argon2id         daemon    tresord: listener, routes, group commit
-//!  format   byte layouts, payload versions    cli       tresor: clap commands, output
-//!  store    Store / LockedStore, tables
-//!  audit    records, MAC chain, queries
-//!  policy   (principal, op, secret) -> Allow | Deny
+//!  types    names, scopes, metadata, values,  client    Client over the Unix socket
+//!           principals, grants, passphrases,  daemon    tresord: listener, routes, group commit
+//!           audit entries, base64             cli       tresor: clap commands, output
+//!  crypto   keys, seal/open, Argon2id
+//!  format   byte layouts, payload versions
+//!  store    Store / LockedStore, tables, audit chain (store/audit.rs), peers (store/peers.rs)
+//!  policy   (principal, op, secret) -> Allow | Deny, on types alone
 //!  paths    default store and socket paths (shared by tresord and tresor)
 //!  sys      user names, file modes, process hardening
 //! ```
+//!
+//! Imports go one way: a front end may use the core, the core never a front end; `policy`
+//! uses only `types`; `protocol` and `client` use `types` and `error`, never `store`.
+//! `tests/layers.rs` checks this from the source.
 //!
 //! # Example
 //!

@@ -21,6 +21,10 @@ pub const DEFAULT_MAX_VERSIONS: u32 = 10;
 /// The most versions a secret may keep.
 pub const MAX_MAX_VERSIONS: u32 = 1000;
 
+/// A secret found by name: its name hash, its opened record, and the sealed bytes it was
+/// opened from.
+pub(super) type Sealed = ([u8; 32], SecretRec, Vec<u8>);
+
 impl Store {
     /// The scopes a lookup of `name` without `--scope` tries, in order.
     fn candidate_scopes(&self, actor: &Actor, explicit: Option<&Scope>) -> Vec<Scope> {
@@ -55,7 +59,7 @@ impl Store {
         actor: &Actor,
         name: &str,
         scope: Option<&Scope>,
-    ) -> Result<Option<([u8; 32], SecretRec, Vec<u8>)>> {
+    ) -> Result<Option<Sealed>> {
         validate_name(name)?;
         let mut team_hits = Vec::new();
         for s in self.candidate_scopes(actor, scope) {
