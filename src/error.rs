@@ -107,6 +107,28 @@ pub enum Error {
     },
 }
 
+/// One source error shared by the copies of [`Error::fan_out`]; shows and chains exactly as the
+/// error it holds.
+struct SharedSource(std::sync::Arc<dyn std::error::Error + Send + Sync>);
+
+impl fmt::Debug for SharedSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for SharedSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl std::error::Error for SharedSource {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
 /// The stable API error codes of SPEC §6.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -282,6 +304,63 @@ impl Error {
     pub fn denied(reason: impl Into<String>) -> Self {
         Self::PermissionDenied {
             reason: reason.into(),
+        }
+    }
+
+    /// `n` copies of this error, for one failure shared by several requests (a read batch whose
+    /// commit failed): each copy is the same variant with the same fields, and a wrapped source
+    /// is shared by all of them rather than flattened into text.
+    pub(crate) fn fan_out(self, n: usize) -> Vec<Self> {
+        let Self::Internal { message, source } = self else {
+            return (0..n).map(|_| self.clone_fields()).collect();
+        };
+        let shared: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>> =
+            source.map(std::sync::Arc::from);
+        (0..n)
+            .map(|_| Self::Internal {
+                message: message.clone(),
+                source: shared
+                    .clone()
+                    .map(|s| Box::new(SharedSource(s)) as Box<dyn std::error::Error + Send + Sync>),
+            })
+            .collect()
+    }
+
+    /// A copy of every variant but `Internal`, whose source cannot be copied (it loses it).
+    fn clone_fields(&self) -> Self {
+        match self {
+            Self::NotFound { what, name } => Self::not_found(what, name.clone()),
+            Self::PermissionDenied { reason } => Self::denied(reason.clone()),
+            Self::Unauthenticated { reason } => Self::Unauthenticated {
+                reason: reason.clone(),
+            },
+            Self::WrongPassphrase => Self::WrongPassphrase,
+            Self::Locked => Self::Locked,
+            Self::InvalidArgument { field, reason } => Self::invalid(field.clone(), reason.clone()),
+            Self::Conflict { reason, references } => Self::Conflict {
+                reason: reason.clone(),
+                references: references.clone(),
+            },
+            Self::Ambiguous { name, scopes } => Self::Ambiguous {
+                name: name.clone(),
+                scopes: scopes.clone(),
+            },
+            Self::PayloadTooLarge { size, limit } => Self::PayloadTooLarge {
+                size: *size,
+                limit: *limit,
+            },
+            Self::TooManyRequests { retry_after_ms } => Self::TooManyRequests {
+                retry_after_ms: *retry_after_ms,
+            },
+            Self::Integrity { table, record } => Self::integrity(table.clone(), record.clone()),
+            Self::UnsupportedVersion { found, supported } => Self::UnsupportedVersion {
+                found: *found,
+                supported: *supported,
+            },
+            Self::Internal { message, .. } => Self::Internal {
+                message: message.clone(),
+                source: None,
+            },
         }
     }
 

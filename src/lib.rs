@@ -11,15 +11,19 @@
 //!  ─────────────────────────────────          ─────────────────────────────
 //!  error    one Error, one variant per code   protocol  JSON bodies of API v1
 //!  types    names, scopes, metadata, values,  client    Client over the Unix socket
-//!           durations, variable names
-//!  crypto   keys, seal/open, Argon2id         daemon    tresord: listener, routes, group commit
-//!  format   byte layouts, payload versions    cli       tresor: clap commands, output
-//!  store    Store / LockedStore, tables       unlock    unlock sources, file checks, prompts
-//!  audit    records, MAC chain, queries
-//!  policy   (principal, op, secret) -> Allow | Deny
+//!           principals, grants, passphrases,  daemon    tresord: listener, routes, group commit
+//!           audit entries, base64             cli       tresor: clap commands, output
+//!  crypto   keys, seal/open, Argon2id
+//!  format   byte layouts, payload versions
+//!  store    Store / LockedStore, tables, audit chain (store/audit.rs), peers (store/peers.rs)
+//!  policy   (principal, op, secret) -> Allow | Deny, on types alone
 //!  paths    default store and socket paths (shared by tresord and tresor)
 //!  sys      user names, file modes, process hardening
 //! ```
+//!
+//! Imports go one way: a front end may use the core, the core never a front end; `policy`
+//! uses only `types`; `protocol` and `client` use `types` and `error`, never `store`.
+//! `tests/layers.rs` checks this from the source.
 //!
 //! # Example
 //!
@@ -40,7 +44,6 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod audit;
 #[cfg(feature = "cli")]
 pub mod cli;
 #[cfg(feature = "client")]
@@ -68,7 +71,7 @@ pub use error::{Error, ErrorCode, Result};
 #[cfg(feature = "protocol")]
 pub use ops::{Api, Local};
 pub use store::{
-    CreateOptions, Grant, KdfChoice, KeyslotInfo, LockedStore, NewKeyslot, Passphrase, Principal,
-    PrincipalKind, PrincipalSpec, Store, UnlockSecret,
+    CreateOptions, KdfChoice, KeyslotInfo, LockedStore, NewKeyslot, PeerAdmission, Store,
+    UnlockSecret,
 };
 pub use types::*;

@@ -5,8 +5,7 @@
 
 use jiff::Timestamp;
 
-use crate::store::{Grant, Principal, PrincipalKind};
-use crate::types::Scope;
+use crate::types::{Grant, Principal, PrincipalKind, Scope};
 
 /// What is being done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

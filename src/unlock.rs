@@ -17,8 +17,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::store::{Passphrase, UnlockSecret};
-use crate::types::SecretBytes;
+use crate::store::UnlockSecret;
+use crate::types::{Passphrase, SecretBytes};
 
 /// The environment variable CI may use for the passphrase (read by `tresor` only).
 pub const PASSPHRASE_ENV: &str = "TRESOR_PASSPHRASE";

@@ -9,8 +9,8 @@ use super::audit::{FromNow, parse_time};
 use super::output::{self, opt, ts};
 use super::secrets::parse_scope;
 use crate::error::{Error, Result};
-use crate::store::{Grant, Principal, PrincipalKind, PrincipalSpec};
 use crate::types::Role;
+use crate::types::{Grant, Principal, PrincipalKind, PrincipalSpec};
 
 /// A uid or user name (or gid or group name, with `lookup` = `sys::group_id`).
 fn parse_id(field: &str, s: &str, lookup: fn(&str) -> Option<u32>) -> Result<u32> {

@@ -10,10 +10,9 @@ use super::Ctx;
 use super::args::{GetArgs, LsArgs, NameArgs, RmArgs, RollbackArgs, SetArgs};
 use super::output::{self, opt, opt_ts, ts};
 use crate::error::{Error, Result};
-use crate::store::{b64, decode_b64};
-use crate::types::ValueRef;
 use crate::types::{
-    ListFilter, Scope, SecretBytes, SecretMeta, SecretType, SecretValue, SetRequest, VersionInfo,
+    ListFilter, Scope, SecretBytes, SecretMeta, SecretType, SecretValue, SetRequest, ValueRef,
+    VersionInfo, b64, decode_b64,
 };
 use crate::unlock::{prompt_hidden, read_secret_file};
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::state::SessionCell;
+use super::session::SessionCell;
 use crate::error::{Error, Result};
 use crate::store::ReadRequest;
 use crate::types::SecretValue;

@@ -13,16 +13,18 @@ use serde::de::DeserializeOwned;
 use super::state::State;
 use crate::error::Error;
 use crate::protocol::{ErrorResponse, MAX_BODY};
-use crate::store::Store;
+use crate::store::{PeerAdmission, Store};
 use crate::types::{Actor, Channel, Role};
 
-/// The kernel's view of the peer of one connection, attached to each of its requests.
+/// The kernel's view of the peer of one connection, attached to each of its requests, with
+/// what the store decided about it when it connected (`None` while locked).
 #[derive(Clone, Debug)]
 pub(crate) struct Peer {
     pub uid: u32,
     pub gid: u32,
     pub pid: u32,
     pub exe: Option<String>,
+    pub admission: Option<Arc<PeerAdmission>>,
 }
 
 /// An error on its way to the client.
@@ -111,7 +113,12 @@ impl FromRequestParts<Arc<State>> for Caller {
         };
         if let Ok(store) = state.cell.store() {
             state.touch();
-            let p = store.authenticate(peer.uid, peer.gid, token)?;
+            // The connection's admission already authenticated a peer without a token; a
+            // request is authenticated here only with a token or when principals changed.
+            let p = match &peer.admission {
+                Some(admission) => store.authenticate_admitted(admission, token)?,
+                None => store.authenticate(peer.uid, peer.gid, token)?,
+            };
             actor.principal = p.name;
             actor.role = p.kind.role();
             return Ok(Self {

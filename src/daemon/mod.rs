@@ -19,6 +19,7 @@ mod batch;
 mod http;
 mod routes;
 mod serve;
+mod session;
 mod socket;
 mod state;
 
@@ -93,9 +94,9 @@ impl Config {
     }
 }
 
-fn session_of(o: Opened) -> state::Session {
+fn session_of(o: Opened) -> session::Session {
     match o {
-        Opened::Locked(l) => state::Session::Locked(Arc::new(l)),
-        Opened::Unlocked(s) => state::Session::Unlocked(Arc::new(*s)),
+        Opened::Locked(l) => session::Session::Locked(Arc::new(l)),
+        Opened::Unlocked(s) => session::Session::Unlocked(Arc::new(*s)),
     }
 }

@@ -13,10 +13,12 @@ use tower::ServiceExt;
 
 use super::batch::Batcher;
 use super::http::{ApiError, Peer};
-use super::state::{SessionCell, State};
+use super::session::SessionCell;
+use super::state::State;
 use super::{Config, session_of};
 use crate::error::{Error, Result};
 use crate::protocol::{API_HEADER, API_VERSION};
+use crate::store::PeerAdmission;
 
 /// A whole request took longer than `request_timeout`; hyper closes the connection.
 #[derive(Debug)]
@@ -102,20 +104,19 @@ fn peer_of(stream: &UnixStream) -> Option<Peer> {
         gid: cred.gid(),
         pid,
         exe,
+        admission: None,
     })
 }
 
-/// Whether a peer may talk at all: a principal matches its uid/gid, or it could still
-/// present an agent's bearer token; while locked, the owners and principals of the last
-/// session.
-fn admit(state: &State, peer: &Peer) -> Result<()> {
+/// Whether a peer may talk at all, decided once per connection: a principal matches its
+/// uid/gid, or it could still present an agent's bearer token ([`crate::Store::admit`]);
+/// while locked, the owners and principals of the last session. The store's admission (none
+/// while locked) goes with every request of the connection, so that a request without a token
+/// is not authenticated a second time.
+fn admit(state: &State, peer: &Peer) -> Result<Option<PeerAdmission>> {
     match state.cell.store() {
-        Ok(store) => match store.authenticate(peer.uid, peer.gid, None) {
-            Ok(_) => Ok(()),
-            Err(_) if State::token_possible(&store, peer.uid, peer.gid) => Ok(()),
-            Err(e) => Err(e),
-        },
-        Err(_) if state.locked_role(peer.uid).is_some() => Ok(()),
+        Ok(store) => store.admit(peer.uid, peer.gid).map(Some),
+        Err(_) if state.locked_role(peer.uid).is_some() => Ok(None),
         Err(_) => Err(Error::Unauthenticated {
             reason: format!("uid {} is not a known principal", peer.uid),
         }),
@@ -129,13 +130,19 @@ async fn serve_conn(
     mut stop: watch::Receiver<bool>,
     (header_timeout, request_timeout): (std::time::Duration, std::time::Duration),
 ) {
-    let Some(peer) = peer_of(&stream) else {
+    let Some(mut peer) = peer_of(&stream) else {
         tracing::warn!("no peer credentials; closing");
         return;
     };
     // Decided before a byte of the request is read: an unknown peer gets one 401 and the
     // connection closes.
-    let refused = admit(state, &peer).err();
+    let refused = match admit(state, &peer) {
+        Ok(admission) => {
+            peer.admission = admission.map(Arc::new);
+            None
+        }
+        Err(e) => Some(e),
+    };
     if let Some(e) = &refused {
         tracing::warn!(uid = peer.uid, pid = peer.pid, error = %e, "connection refused");
     }

@@ -1,80 +1,22 @@
-//! The daemon's session: the store (locked or unlocked), unlock backoff, idle lock, and who
-//! may talk to it while locked.
+//! The daemon's shared state: the session (see `session.rs`), unlock backoff, idle lock, and
+//! who may talk to the daemon while the store is locked.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::audit::Entry;
+use super::batch::Batcher;
+use super::session::{Session, SessionCell};
 use crate::error::{Error, Result};
-use crate::store::{LockedStore, Passphrase, PrincipalKind, Store, UnlockSecret};
-use crate::types::{Action, Actor, Channel, Outcome, Role};
+use crate::store::{Store, UnlockSecret};
+use crate::types::{Action, Actor, AuditEntry, Outcome, Passphrase, Role};
 
 /// Failed unlocks allowed before backoff starts.
 const FREE_ATTEMPTS: u32 = 3;
 /// The longest wait between unlock attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
-
-/// The store as the daemon holds it. `Busy` is the moment between taking an unlocked store
-/// out (to lock it) and putting the locked one back; requests then see `locked`.
-pub(crate) enum Session {
-    Locked(Arc<LockedStore>),
-    Unlocked(Arc<Store>),
-    Busy,
-}
-
-/// The session, shared by the handlers and the committer thread.
-pub(crate) struct SessionCell {
-    session: RwLock<Session>,
-}
-
-impl SessionCell {
-    pub(crate) fn new(s: Session) -> Self {
-        Self {
-            session: RwLock::new(s),
-        }
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Session> {
-        self.session.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Session> {
-        self.session.write().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The unlocked store, or `Locked`.
-    pub(crate) fn store(&self) -> Result<Arc<Store>> {
-        match &*self.read() {
-            Session::Unlocked(s) => Ok(Arc::clone(s)),
-            _ => Err(Error::Locked),
-        }
-    }
-
-    /// The locked store, when locked.
-    pub(crate) fn locked(&self) -> Option<Arc<LockedStore>> {
-        match &*self.read() {
-            Session::Locked(l) => Some(Arc::clone(l)),
-            _ => None,
-        }
-    }
-
-    /// The store id, in any state but `Busy`.
-    pub(crate) fn store_id(&self) -> String {
-        match &*self.read() {
-            Session::Locked(l) => l.store_id(),
-            Session::Unlocked(s) => s.store_id(),
-            Session::Busy => String::new(),
-        }
-    }
-
-    /// Drops whatever store is held (keys are wiped as the last reference goes).
-    pub(crate) fn clear(&self) {
-        *self.write() = Session::Busy;
-    }
-}
 
 /// Unlock backoff: after [`FREE_ATTEMPTS`] failures, each attempt must wait 1 s, 2 s, 4 s, ...
 #[derive(Debug, Default)]
@@ -103,7 +45,7 @@ impl Backoff {
 /// Settings and state shared by every connection.
 pub(crate) struct State {
     pub cell: Arc<SessionCell>,
-    pub batcher: super::batch::Batcher,
+    pub batcher: Batcher,
     pub idle_lock: Option<Duration>,
     since: Mutex<jiff::Timestamp>,
     last_activity: Mutex<Instant>,
@@ -113,19 +55,10 @@ pub(crate) struct State {
     daemon_uid: u32,
 }
 
-/// The actor the daemon itself acts as (idle lock, internal lookups).
-pub(crate) fn daemon_actor() -> Actor {
-    Actor {
-        principal: "tresord".into(),
-        channel: Channel::Direct,
-        ..Actor::direct_owner()
-    }
-}
-
 impl State {
     pub(crate) fn new(
         cell: Arc<SessionCell>,
-        batcher: super::batch::Batcher,
+        batcher: Batcher,
         idle_lock: Option<Duration>,
     ) -> Self {
         let s = Self {
@@ -178,33 +111,13 @@ impl State {
 
     /// Remembers the uids of the store's principals, for the locked state.
     pub(crate) fn remember_peers(&self, store: &Store) {
-        let Ok(all) = store.principals(&daemon_actor()) else {
+        let Ok(map) = store.peer_roles() else {
             return;
         };
-        let mut map = HashMap::new();
-        for p in all {
-            if let (Some(uid), Some(role)) = (p.uid, p.kind.role()) {
-                let e = map.entry(uid).or_insert(role);
-                *e = (*e).min(role);
-            }
-        }
         *self
             .locked_peers
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = map;
-    }
-
-    /// Whether a peer without a matching principal could still authenticate with a bearer
-    /// token (an agent with a token whose uid/gid constraints the peer meets).
-    pub(crate) fn token_possible(store: &Store, uid: u32, gid: u32) -> bool {
-        store.principals(&daemon_actor()).is_ok_and(|all| {
-            all.iter().any(|p| {
-                p.kind == PrincipalKind::Agent
-                    && p.has_token
-                    && p.uid.is_none_or(|u| u == uid)
-                    && p.gid.is_none_or(|g| g == gid)
-            })
-        })
     }
 
     /// Unlocks with a passphrase, serialized and rate limited. Failures are staged by the
@@ -263,8 +176,8 @@ impl State {
                 }
             }
         };
-        let who = actor.cloned().unwrap_or_else(daemon_actor);
-        let entry = Entry::new(&who, Action::Lock, Outcome::Ok).named(if actor.is_some() {
+        let who = actor.cloned().unwrap_or_else(Actor::daemon);
+        let entry = AuditEntry::new(&who, Action::Lock, Outcome::Ok).named(if actor.is_some() {
             "lock"
         } else {
             "idle lock"
@@ -287,6 +200,9 @@ impl State {
                 }
             }
         };
+        // The roles peers keep while locked are read now, after every in-flight request (a
+        // principal change among them) has finished.
+        self.remember_peers(&store);
         *self.cell.write() = Session::Locked(Arc::new(store.lock()));
         self.set_since();
         tracing::info!(idle = actor.is_none(), "store locked");

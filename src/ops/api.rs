@@ -7,14 +7,15 @@ use super::audit::AuditVerify;
 use super::principals::{PrincipalDelete, PrincipalGet, PrincipalPut, Principals};
 use super::secrets::{Check, Delete, Env, GetValue, List, Rollback, Set, Show};
 use super::{Context, Operation};
-use crate::audit::Entry;
 use crate::error::Result;
 use crate::protocol::{EnvItem, PrincipalOp, PrincipalResponse, decode_map};
-use crate::store::{Grant, Principal, PrincipalSpec, Store};
+use crate::store::Store;
+use crate::types::AuditEntry as Entry;
 use crate::types::{
     Action, Actor, AuditQuery, AuditRecord, Channel, CheckResult, ListFilter, Outcome, Scope,
     SecretBytes, SecretMeta, SecretValue, SetRequest, ValueRef, VerifyReport, VersionInfo,
 };
+use crate::types::{Grant, Principal, PrincipalSpec};
 
 /// The operations of API v1 by name, the same for the daemon's socket ([`crate::Client`]) and
 /// the file opened in this process ([`Local`]): implementors provide [`Api::call`] and

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::{Context, Operation, endpoint};
 use crate::error::Result;
 use crate::protocol::{Deleted, PrincipalList, PrincipalOp, PrincipalResponse, SecretText};
-use crate::store::{Principal, PrincipalSpec};
+use crate::types::{Principal, PrincipalSpec};
 
 /// `GET /v1/principals`: every principal and team, sorted by name.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -19,8 +19,10 @@ pub use value::{
 };
 
 use crate::error::{Error, Result};
-use crate::store::{Grant, Principal};
-use crate::types::{AuditRecord, Role, Scope, SecretMeta, SecretType, SecretValue, ValueRef};
+
+use crate::types::{
+    AuditRecord, Grant, Principal, Role, Scope, SecretMeta, SecretType, SecretValue, ValueRef,
+};
 
 /// The API version this build speaks.
 pub const API_VERSION: u32 = 1;

@@ -9,8 +9,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
 use crate::error::{Error, Result};
-use crate::store::decode_b64;
-use crate::types::SecretBytes;
+use crate::types::{SecretBytes, decode_b64};
 
 /// A string that holds a secret (a value, a passphrase, a token): wiped on drop, printed as
 /// `[redacted]`.
@@ -57,7 +56,7 @@ pub fn encode_bytes(b: &SecretBytes) -> (Option<SecretText>, Option<SecretText>)
         Some(s) => (Some(SecretText(s.to_owned())), None),
         None => (
             None,
-            Some(SecretText(crate::store::b64().encode(b.expose()))),
+            Some(SecretText(crate::types::b64().encode(b.expose()))),
         ),
     }
 }

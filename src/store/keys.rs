@@ -1,53 +1,12 @@
 //! Unlock secrets: passphrases, key files, recovery keys, and the KDF choice.
 
-use std::fmt;
-
-use base64::Engine;
 use zeroize::Zeroizing;
 
 use crate::crypto::kdf::{self, KdfParams};
 use crate::crypto::{KEY_LEN, Key};
 use crate::error::{Error, Result};
 use crate::format::KeyslotKind;
-use crate::types::SecretBytes;
-
-/// A passphrase, wiped on drop and never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Passphrase(SecretBytes);
-
-impl Passphrase {
-    /// Wraps passphrase bytes.
-    pub fn new(bytes: Vec<u8>) -> Self {
-        Self(SecretBytes::new(bytes))
-    }
-    /// The bytes.
-    pub fn expose(&self) -> &[u8] {
-        self.0.expose()
-    }
-    /// Reads a passphrase from file contents: one trailing newline (`\n` or `\r\n`) is dropped,
-    /// as `echo pw > file` writes one.
-    pub fn from_file_contents(mut bytes: Vec<u8>) -> Self {
-        if bytes.ends_with(b"\n") {
-            bytes.pop();
-            if bytes.ends_with(b"\r") {
-                bytes.pop();
-            }
-        }
-        Self::new(bytes)
-    }
-}
-
-impl From<&str> for Passphrase {
-    fn from(s: &str) -> Self {
-        Self::new(s.as_bytes().to_vec())
-    }
-}
-
-impl fmt::Debug for Passphrase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Passphrase([redacted])")
-    }
-}
+use crate::types::{Passphrase, SecretBytes};
 
 /// What unlocks a store.
 #[derive(Debug, Clone)]
@@ -215,30 +174,6 @@ pub struct KeyslotInfo {
     pub kdf: Option<KdfParams>,
 }
 
-/// Base64 (standard, padded) used for binary values in JSON and on the CLI.
-pub fn b64() -> base64::engine::GeneralPurpose {
-    base64::engine::general_purpose::STANDARD
-}
-
-/// Decodes base64, naming the field on error.
-///
-/// # Errors
-/// `InvalidArgument` naming `field`.
-pub fn decode_b64(field: &str, s: &str) -> Result<Vec<u8>> {
-    b64().decode(s.trim()).map_err(|e| {
-        // base64's own message quotes the offending byte, which may be part of a value.
-        let at = match e {
-            base64::DecodeError::InvalidByte(i, _)
-            | base64::DecodeError::InvalidLastSymbol(i, _) => {
-                format!(" (bad symbol at offset {i})")
-            }
-            base64::DecodeError::InvalidLength(_) => " (bad length)".to_owned(),
-            base64::DecodeError::InvalidPadding => " (bad padding)".to_owned(),
-        };
-        Error::invalid(field, format!("not valid base64{at}"))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,25 +189,5 @@ mod tests {
             let back_lower = decode_recovery(&lower).expect("decode");
             prop_assert_eq!(back_lower.as_slice(), &raw[..]);
         }
-    }
-
-    #[test]
-    fn passphrase_file_trims_one_newline() {
-        assert_eq!(
-            Passphrase::from_file_contents(b"pw\n".to_vec()).expose(),
-            b"pw"
-        );
-        assert_eq!(
-            Passphrase::from_file_contents(b"pw\r\n".to_vec()).expose(),
-            b"pw"
-        );
-        assert_eq!(
-            Passphrase::from_file_contents(b"pw\n\n".to_vec()).expose(),
-            b"pw\n"
-        );
-        assert_eq!(
-            format!("{:?}", Passphrase::from("x")),
-            "Passphrase([redacted])"
-        );
     }
 }

@@ -3,14 +3,14 @@
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
-use super::keys::{KdfChoice, KeyslotInfo, NewKeyslot, Passphrase, UnlockSecret, encode_recovery};
+use super::audit;
+use super::keys::{KdfChoice, KeyslotInfo, NewKeyslot, UnlockSecret, encode_recovery};
 use super::{KEYSLOTS, Store, list_keyslots, poisoned, random_salt};
-use crate::audit::{self, Entry};
 use crate::crypto::kdf::KdfParams;
 use crate::crypto::{Key, fill_random};
 use crate::error::{Error, Result};
 use crate::format::{KeyslotKind, KeyslotRecord};
-use crate::types::{Action, Actor, Outcome, SecretBytes};
+use crate::types::{Action, Actor, AuditEntry, Outcome, Passphrase, SecretBytes};
 
 impl Store {
     /// The keyslots.
@@ -75,7 +75,7 @@ impl Store {
         audit::append(
             self,
             &txn,
-            &[Entry::new(actor, Action::Keyslot, Outcome::Ok)
+            &[AuditEntry::new(actor, Action::Keyslot, Outcome::Ok)
                 .named(format!("add {} {id}", kind.as_str()))],
         )?;
         txn.commit()?;
@@ -115,7 +115,7 @@ impl Store {
         audit::append(
             self,
             &txn,
-            &[Entry::new(actor, Action::Keyslot, Outcome::Ok).named(format!("remove {id}"))],
+            &[AuditEntry::new(actor, Action::Keyslot, Outcome::Ok).named(format!("remove {id}"))],
         )?;
         txn.commit()?;
         Ok(())
@@ -165,7 +165,7 @@ impl Store {
         audit::append(
             self,
             &txn,
-            &[Entry::new(actor, Action::Passwd, Outcome::Ok).named(format!("slot {id}"))],
+            &[AuditEntry::new(actor, Action::Passwd, Outcome::Ok).named(format!("slot {id}"))],
         )?;
         txn.commit()?;
         if id == used {

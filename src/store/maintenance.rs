@@ -1,19 +1,21 @@
 //! Maintenance: backup, compaction, rekey.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+use super::audit;
+use super::principals::PrincipalRec;
+use super::records::{SecretRec, ValueRec, principal_hash, seal_with, secret_hash, value_key};
 use super::{
     AUDIT, DEFAULT_CACHE_BYTES, KEYSLOTS, META, PRINCIPALS, SECRETS, STAGING, Store, VALUES,
-    records,
 };
-use crate::audit::{self, Entry};
 use crate::crypto::{Key, SubKeys};
 use crate::error::{Error, Result};
-use crate::format::KeyslotRecord;
-use crate::types::{Action, Actor, Outcome};
+use crate::format::{AuditLayout, KeyslotRecord, TableId};
+use crate::types::{Action, Actor, AuditEntry, Outcome};
 
 impl Store {
     /// Writes a consistent, compact copy of the store to `out` (0600, never overwriting). The
@@ -42,7 +44,7 @@ impl Store {
         let result = (|| {
             // Record the backup first, so the copy contains its own record.
             self.record(
-                &Entry::new(actor, Action::Export, Outcome::Ok)
+                &AuditEntry::new(actor, Action::Export, Outcome::Ok)
                     .named(format!("backup {}", out.display())),
             )?;
             let copy = Database::builder()
@@ -118,7 +120,7 @@ impl Store {
             (g.0, g.1.clone())
         };
         let txn = self.db.begin_write()?;
-        records::rekey_all(self, &new_keys, &txn, progress)?;
+        rekey_all(self, &new_keys, &txn, progress)?;
         let removed_slots = {
             let mut slots = txn.open_table(KEYSLOTS)?;
             let mut ids = Vec::new();
@@ -150,7 +152,7 @@ impl Store {
             ids
         };
         let old_keys = std::mem::replace(&mut self.keys, new_keys);
-        let entry = Entry::new(actor, Action::Rekey, Outcome::Ok)
+        let entry = AuditEntry::new(actor, Action::Rekey, Outcome::Ok)
             .named(format!("removed slots {removed_slots:?}"));
         if let Err(e) =
             audit::append(self, &txn, &[entry]).and_then(|()| txn.commit().map_err(Error::from))
@@ -202,5 +204,99 @@ where
     }
     txn.delete_table(def)?;
     txn.rename_table(tmp, def)?;
+    Ok(())
+}
+
+/// Re-seals every secret, value, principal and audit record under `new`, re-hashing names and
+/// re-chaining the audit log. Runs inside the caller's write transaction.
+fn rekey_all(
+    store: &Store,
+    new: &SubKeys,
+    txn: &redb::WriteTransaction,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<()> {
+    use redb::{ReadableTable, ReadableTableMetadata};
+    let id = &store.header.store_id;
+    let mut secrets = txn.open_table(SECRETS)?;
+    let mut values = txn.open_table(VALUES)?;
+    let mut principals = txn.open_table(PRINCIPALS)?;
+    let mut audit = txn.open_table(AUDIT)?;
+    let total = secrets.len()? + values.len()? + principals.len()? + audit.len()?;
+    let mut done = 0u64;
+    let mut tick = |done: &mut u64| {
+        *done += 1;
+        if (*done).is_multiple_of(256) || *done == total {
+            progress(*done, total);
+        }
+    };
+
+    let mut rehash: HashMap<[u8; 32], [u8; 32]> = HashMap::new();
+    let mut new_secrets = Vec::new();
+    for row in secrets.iter()? {
+        let (k, v) = row?;
+        let rec: SecretRec = store.open_row(TableId::Secrets, k.value(), v.value())?;
+        let nh = secret_hash(new, &rec.scope, &rec.name);
+        rehash.insert(*k.value(), nh);
+        new_secrets.push((nh, seal_with(new, id, TableId::Secrets, &nh, &rec)?));
+        tick(&mut done);
+    }
+    let mut new_values = Vec::new();
+    for row in values.iter()? {
+        let (k, v) = row?;
+        let rec: ValueRec = store.open_row(TableId::Values, k.value(), v.value())?;
+        let mut old = [0u8; 32];
+        old.copy_from_slice(&k.value()[..32]);
+        let nh = rehash
+            .get(&old)
+            .ok_or_else(|| Error::integrity("values", crate::format::record_label(k.value())))?;
+        let mut ver = [0u8; 8];
+        ver.copy_from_slice(&k.value()[32..]);
+        let nk = value_key(nh, u64::from_be_bytes(ver));
+        new_values.push((nk, seal_with(new, id, TableId::Values, &nk, &rec)?));
+        tick(&mut done);
+    }
+    let mut new_principals = Vec::new();
+    for row in principals.iter()? {
+        let (k, v) = row?;
+        let rec: PrincipalRec = store.open_row(TableId::Principals, k.value(), v.value())?;
+        let nh = principal_hash(new, &rec.name);
+        new_principals.push((nh, seal_with(new, id, TableId::Principals, &nh, &rec)?));
+        tick(&mut done);
+    }
+    let mut new_audit = Vec::new();
+    let mut prev = AuditLayout::genesis(&new.audit, id);
+    for row in audit.iter()? {
+        let (k, v) = row?;
+        let seq = k.value();
+        let (_, env) = AuditLayout::split(v.value())
+            .ok_or_else(|| Error::integrity("audit", format!("seq {seq}")))?;
+        let entry: audit::EntryRec = store.open_row(TableId::Audit, &seq.to_be_bytes(), env)?;
+        let env = seal_with(new, id, TableId::Audit, &seq.to_be_bytes(), &entry)?;
+        let mac = AuditLayout::mac(&new.audit, &prev, seq, &env);
+        let mut bytes = Vec::with_capacity(32 + env.len());
+        bytes.extend_from_slice(&mac);
+        bytes.extend_from_slice(&env);
+        new_audit.push((seq, bytes));
+        prev = mac;
+        tick(&mut done);
+    }
+    secrets.retain(|_, _| false)?;
+    values.retain(|_, _| false)?;
+    principals.retain(|_, _| false)?;
+    for (k, v) in &new_secrets {
+        secrets.insert(k, v.as_slice())?;
+    }
+    for (k, v) in &new_values {
+        values.insert(k, v.as_slice())?;
+    }
+    for (k, v) in &new_principals {
+        principals.insert(k, v.as_slice())?;
+    }
+    for (k, v) in &new_audit {
+        audit.insert(*k, v.as_slice())?;
+    }
+    let last = new_audit.last().map_or(0, |(s, _)| *s);
+    audit::write_head_with(new, id, txn, last, &prev)?;
+    progress(total, total);
     Ok(())
 }

@@ -15,12 +15,14 @@
 //! A name hash is BLAKE3-keyed(name key, "secret" ‖ scope ‖ name): names are never stored
 //! in the clear, and a lookup is one point get.
 
+mod audit;
 mod keys;
 mod keyslots;
 mod maintenance;
+mod peers;
 mod principals;
 mod read;
-pub(crate) mod records;
+mod records;
 mod secrets;
 
 use std::path::{Path, PathBuf};
@@ -28,26 +30,24 @@ use std::sync::{Arc, RwLock};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-pub use keys::{KdfChoice, KeyslotInfo, NewKeyslot, Passphrase, UnlockSecret, b64, decode_b64};
-pub use principals::{Grant, Principal, PrincipalKind, PrincipalSpec};
-pub use read::ReadRequest;
-
-use crate::audit::{self, Entry};
 use crate::crypto::kdf::KdfParams;
 use crate::crypto::{Key, SubKeys, fill_random};
 use crate::error::{Error, Result};
 use crate::format::{
     FLAG_INSECURE_KDF, FORMAT_VERSION, Header, KeyslotKind, KeyslotRecord, StagedAttempt,
 };
-use crate::types::{Action, Actor, Outcome};
+use crate::types::{Action, Actor, AuditEntry, Outcome, Passphrase};
+pub use keys::{KdfChoice, KeyslotInfo, NewKeyslot, UnlockSecret};
+pub use peers::PeerAdmission;
+pub use read::ReadRequest;
 
-pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-pub(crate) const KEYSLOTS: TableDefinition<u32, &[u8]> = TableDefinition::new("keyslots");
-pub(crate) const SECRETS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("secrets");
-pub(crate) const VALUES: TableDefinition<&[u8; 40], &[u8]> = TableDefinition::new("values");
-pub(crate) const PRINCIPALS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("principals");
-pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
-pub(crate) const STAGING: TableDefinition<u64, &[u8]> = TableDefinition::new("staging");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const KEYSLOTS: TableDefinition<u32, &[u8]> = TableDefinition::new("keyslots");
+const SECRETS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("secrets");
+const VALUES: TableDefinition<&[u8; 40], &[u8]> = TableDefinition::new("values");
+const PRINCIPALS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("principals");
+const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+const STAGING: TableDefinition<u64, &[u8]> = TableDefinition::new("staging");
 
 /// The redb page cache (redb's own default is 1 GiB). redb fills it lazily, so a small store
 /// costs only its own size (the daemon's budget: 8 MiB idle); a 100k-secret store (about
@@ -74,15 +74,15 @@ pub struct LockedStore {
 /// An unlocked store. Every method takes the [`Actor`] it acts for: policy is decided and
 /// audited here, so the daemon and the CLI share one enforcement point.
 pub struct Store {
-    pub(crate) db: Arc<Database>,
-    pub(crate) header: Header,
-    pub(crate) path: PathBuf,
-    pub(crate) keys: SubKeys,
+    db: Arc<Database>,
+    header: Header,
+    path: PathBuf,
+    keys: SubKeys,
     /// The slot used to unlock and its key-encryption key, kept so that `rekey` can re-wrap it.
     unlocked_slot: RwLock<(u32, Key)>,
-    pub(crate) principals: RwLock<principals::Cache>,
+    principals: RwLock<principals::Cache>,
     /// Serializes principal changes (read, write, commit, cache reload).
-    pub(crate) principal_writes: std::sync::Mutex<()>,
+    principal_writes: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Store {
@@ -246,7 +246,7 @@ impl Store {
             audit::append(
                 &store,
                 &txn,
-                &[Entry::new(actor, Action::Keyslot, Outcome::Ok).named("init")],
+                &[AuditEntry::new(actor, Action::Keyslot, Outcome::Ok).named("init")],
             )?;
         }
         txn.commit()?;
@@ -311,25 +311,10 @@ impl Store {
     ///
     /// # Errors
     /// When the record cannot be written.
-    pub fn record(&self, entry: &Entry) -> Result<()> {
+    pub fn record(&self, entry: &AuditEntry) -> Result<()> {
         let txn = self.db.begin_write()?;
         audit::append(self, &txn, std::slice::from_ref(entry))?;
         txn.commit()?;
-        Ok(())
-    }
-
-    pub(crate) fn authorize_admin(&self, actor: &Actor, action: Action, name: &str) -> Result<()> {
-        let (who, teams) = self.principal_for(actor)?;
-        if let crate::policy::Decision::Deny(why) = crate::policy::decide(
-            &who,
-            &teams,
-            crate::policy::Op::Admin,
-            None,
-            crate::sys::now(),
-        ) {
-            self.record(&Entry::new(actor, action, Outcome::Denied).named(name))?;
-            return Err(Error::denied(why));
-        }
         Ok(())
     }
 }
@@ -503,7 +488,7 @@ impl Store {
                     1 => Outcome::Denied,
                     _ => Outcome::Error,
                 };
-                let mut e = Entry::new(actor, Action::Unlock, outcome).named("staged attempt");
+                let mut e = AuditEntry::new(actor, Action::Unlock, outcome).named("staged attempt");
                 e.time = jiff::Timestamp::from_microsecond(s.time_us)
                     .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
                 e.uid = s.uid;
@@ -515,7 +500,9 @@ impl Store {
             }
             t.retain(|_, _| false)?;
         }
-        entries.push(Entry::new(actor, Action::Unlock, Outcome::Ok).named(format!("slot {slot}")));
+        entries.push(
+            AuditEntry::new(actor, Action::Unlock, Outcome::Ok).named(format!("slot {slot}")),
+        );
         audit::append(self, &txn, &entries)?;
         txn.commit()?;
         Ok(())

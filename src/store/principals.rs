@@ -2,125 +2,43 @@
 //! used to map a peer to a principal; bearer tokens as keyed hashes.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine;
 use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 
+use super::audit;
 use super::records::{now_us, ts};
 use super::{PRINCIPALS, Store, poisoned};
-use crate::audit::{self, Entry};
 use crate::error::{Error, Result};
 use crate::format::TableId;
 use crate::types::{
-    Action, Actor, Channel, Outcome, Role, Scope, SecretBytes, validate_principal_name,
+    Action, Actor, AuditEntry, Grant, Outcome, Principal, PrincipalKind, PrincipalSpec, Role,
+    Scope, SecretBytes, validate_principal_name,
 };
 
-/// What a principal is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PrincipalKind {
-    /// Everything.
-    Owner,
-    /// Metadata; values of its own `user:` scope.
-    Member,
-    /// Values its grants cover.
-    Agent,
-    /// A named set of users and agents.
-    Team,
-}
-
-impl From<Role> for PrincipalKind {
-    fn from(r: Role) -> Self {
-        match r {
-            Role::Owner => Self::Owner,
-            Role::Member => Self::Member,
-            Role::Agent => Self::Agent,
-        }
-    }
-}
-
-impl PrincipalKind {
-    /// The role, for callers (teams have none).
-    pub fn role(self) -> Option<Role> {
-        match self {
-            Self::Owner => Some(Role::Owner),
-            Self::Member => Some(Role::Member),
-            Self::Agent => Some(Role::Agent),
-            Self::Team => None,
-        }
-    }
-}
-
-/// A grant: an exact name or a glob, optionally limited to a scope, optionally expiring.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Grant {
-    /// Exact name or glob (`github-*`).
-    pub pattern: String,
-    /// Only in this scope.
-    pub scope: Option<Scope>,
-    /// Not after this time.
-    pub expires: Option<jiff::Timestamp>,
-}
-
-/// A principal or team as the API shows it (never the token hash).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Principal {
-    /// Name.
-    pub name: String,
-    /// Kind.
-    pub kind: PrincipalKind,
-    /// Matched peer uid.
-    pub uid: Option<u32>,
-    /// Matched peer gid.
-    pub gid: Option<u32>,
-    /// Whether a bearer token is set.
-    pub has_token: bool,
-    /// Grants (agents).
-    pub grants: Vec<Grant>,
-    /// Members (teams).
-    pub members: Vec<String>,
-    /// When added.
-    pub created_at: jiff::Timestamp,
-}
-
-/// What `principal add` asks for.
-#[derive(Clone, Debug)]
-pub struct PrincipalSpec {
-    /// Name.
-    pub name: String,
-    /// Role.
-    pub role: Role,
-    /// Peer uid to match.
-    pub uid: Option<u32>,
-    /// Peer gid to match.
-    pub gid: Option<u32>,
-    /// Issue a bearer token (returned once).
-    pub token: bool,
-}
-
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct GrantRec {
+pub(super) struct GrantRec {
     pattern: String,
     scope: Option<Scope>,
     expires: Option<i64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct PrincipalRec {
+pub(super) struct PrincipalRec {
     pub name: String,
-    kind: PrincipalKind,
-    uid: Option<u32>,
-    gid: Option<u32>,
-    token_hash: Option<[u8; 32]>,
+    pub kind: PrincipalKind,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub token_hash: Option<[u8; 32]>,
     grants: Vec<GrantRec>,
     members: Vec<String>,
     created_at: i64,
 }
 
 impl PrincipalRec {
-    fn to_public(&self) -> Principal {
+    pub(super) fn to_public(&self) -> Principal {
         Principal {
             name: self.name.clone(),
             kind: self.kind,
@@ -142,14 +60,21 @@ impl PrincipalRec {
     }
 }
 
+/// Where cache generations come from: one counter for every store in the process, so a
+/// generation names one load of one store's principals and never matches another's.
+static GENERATIONS: AtomicU64 = AtomicU64::new(1);
+
 /// Principals by name, for the per-request lookups of the daemon.
 #[derive(Default, Debug)]
-pub(crate) struct Cache {
-    by_name: HashMap<String, PrincipalRec>,
+pub(super) struct Cache {
+    pub by_name: HashMap<String, PrincipalRec>,
+    /// Changes with every reload (0: never loaded); a [`super::PeerAdmission`] made under an
+    /// older generation is decided again.
+    pub generation: u64,
 }
 
 impl Cache {
-    fn teams_of(&self, name: &str) -> Vec<String> {
+    pub(super) fn teams_of(&self, name: &str) -> Vec<String> {
         let mut t: Vec<String> = self
             .by_name
             .values()
@@ -211,40 +136,12 @@ impl Store {
             let rec: PrincipalRec = self.open_row(TableId::Principals, k.value(), v.value())?;
             by_name.insert(rec.name.clone(), rec);
         }
-        *self.principals.write().map_err(|_| poisoned())? = Cache { by_name };
+        let generation = GENERATIONS.fetch_add(1, Ordering::Relaxed);
+        *self.principals.write().map_err(|_| poisoned())? = Cache {
+            by_name,
+            generation,
+        };
         Ok(())
-    }
-
-    /// The principal record and teams of an actor. A direct-mode owner (whoever unlocked the
-    /// file) is an owner whether or not listed.
-    pub(crate) fn principal_for(&self, actor: &Actor) -> Result<(Principal, Vec<String>)> {
-        let cache = self.principals.read().map_err(|_| poisoned())?;
-        let teams = cache.teams_of(&actor.principal);
-        // Whoever unlocked the file is owner (SPEC §2), whatever a stored principal of the same
-        // name may be; so is the daemon acting for itself.
-        if actor.channel == Channel::Direct && actor.role == Some(Role::Owner) {
-            return Ok((
-                Principal {
-                    name: actor.principal.clone(),
-                    kind: PrincipalKind::Owner,
-                    uid: Some(actor.uid),
-                    gid: None,
-                    has_token: false,
-                    grants: Vec::new(),
-                    members: Vec::new(),
-                    created_at: jiff::Timestamp::UNIX_EPOCH,
-                },
-                teams,
-            ));
-        }
-        if let Some(rec) = cache.by_name.get(&actor.principal)
-            && rec.kind != PrincipalKind::Team
-        {
-            return Ok((rec.to_public(), teams));
-        }
-        Err(Error::Unauthenticated {
-            reason: format!("unknown principal {}", actor.principal),
-        })
     }
 
     /// The teams `name` belongs to.
@@ -255,85 +152,6 @@ impl Store {
             .unwrap_or_default()
     }
 
-    /// Maps a peer (kernel uid/gid, optional bearer token) to a principal (SPEC §2/§5).
-    ///
-    /// A token selects the agent whose token hash matches (compared in constant time); if that
-    /// agent names a uid or gid, the peer must match it too. Without a token: the owner or
-    /// member with that uid, else the one tokenless agent with that uid, else a member matched
-    /// by gid.
-    ///
-    /// # Errors
-    /// `Unauthenticated` for an unknown peer, a wrong token, or several agents on one uid
-    /// without a token.
-    pub fn authenticate(&self, uid: u32, gid: u32, token: Option<&[u8]>) -> Result<Principal> {
-        let cache = self.principals.read().map_err(|_| poisoned())?;
-        let callers = || {
-            cache
-                .by_name
-                .values()
-                .filter(|p| p.kind != PrincipalKind::Team)
-        };
-        if let Some(tok) = token {
-            let h = self.keys.token.mac(tok);
-            let found = callers().find(|p| p.token_hash.is_some_and(|t| bool::from(t.ct_eq(&h))));
-            return match found {
-                Some(p) if p.uid.is_none_or(|u| u == uid) && p.gid.is_none_or(|g| g == gid) => {
-                    Ok(p.to_public())
-                }
-                Some(p) => Err(Error::Unauthenticated {
-                    reason: format!("the token of {} is not valid from uid {uid}", p.name),
-                }),
-                None => Err(Error::Unauthenticated {
-                    reason: "unknown bearer token".into(),
-                }),
-            };
-        }
-        let mut people: Vec<&PrincipalRec> = callers()
-            .filter(|p| p.uid == Some(uid) && p.kind != PrincipalKind::Agent)
-            .collect();
-        people.sort_by_key(|p| p.kind);
-        if let Some(p) = people.first() {
-            return Ok(p.to_public());
-        }
-        let agents: Vec<&PrincipalRec> = callers()
-            .filter(|p| {
-                // Matched by uid (and gid when it names one), or by gid alone.
-                let by_id = match (p.uid, p.gid) {
-                    (Some(u), g) => u == uid && g.is_none_or(|g| g == gid),
-                    (None, Some(g)) => g == gid,
-                    (None, None) => false,
-                };
-                p.kind == PrincipalKind::Agent && p.token_hash.is_none() && by_id
-            })
-            .collect();
-        match agents.as_slice() {
-            [one] => return Ok(one.to_public()),
-            [] => {}
-            many => {
-                let names: Vec<_> = many.iter().map(|p| p.name.as_str()).collect();
-                return Err(Error::Unauthenticated {
-                    reason: format!(
-                        "uid {uid} is shared by agents {}; send Authorization: Bearer to pick one",
-                        names.join(", ")
-                    ),
-                });
-            }
-        }
-        if let Some(p) = callers()
-            .find(|p| p.kind == PrincipalKind::Member && p.uid.is_none() && p.gid == Some(gid))
-        {
-            return Ok(p.to_public());
-        }
-        if callers().any(|p| p.uid == Some(uid) && p.token_hash.is_some()) {
-            return Err(Error::Unauthenticated {
-                reason: format!("uid {uid} must send its agent's bearer token"),
-            });
-        }
-        Err(Error::Unauthenticated {
-            reason: format!("uid {uid} is not a known principal"),
-        })
-    }
-
     fn mutate_principal(
         &self,
         actor: &Actor,
@@ -341,7 +159,7 @@ impl Store {
         name: &str,
         f: impl FnOnce(Option<PrincipalRec>) -> Result<Option<PrincipalRec>>,
     ) -> Result<Option<Principal>> {
-        self.authorize_admin(actor, action, name)?;
+        self.authorize(actor, action, name)?;
         // One principal change at a time, from read to cache reload: two changes to the same
         // record must not both start from the same old copy (a revoke would be undone).
         let _serial = self
@@ -367,7 +185,7 @@ impl Store {
         audit::append(
             self,
             &txn,
-            &[Entry::new(actor, action, Outcome::Ok).named(name)],
+            &[AuditEntry::new(actor, action, Outcome::Ok).named(name)],
         )?;
         txn.commit()?;
         self.reload_principals()?;
@@ -436,7 +254,7 @@ impl Store {
     /// # Errors
     /// `NotFound`; `PermissionDenied` for non-owners.
     pub fn principal_get(&self, actor: &Actor, name: &str) -> Result<Principal> {
-        self.authorize_admin(actor, Action::List, name)?;
+        self.authorize(actor, Action::List, name)?;
         let cache = self.principals.read().map_err(|_| poisoned())?;
         cache
             .by_name
@@ -450,7 +268,7 @@ impl Store {
     /// # Errors
     /// `PermissionDenied` for non-owners.
     pub fn principals(&self, actor: &Actor) -> Result<Vec<Principal>> {
-        self.authorize_admin(actor, Action::List, "principals")?;
+        self.authorize(actor, Action::List, "principals")?;
         let cache = self.principals.read().map_err(|_| poisoned())?;
         let mut v: Vec<Principal> = cache
             .by_name

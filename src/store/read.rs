@@ -1,17 +1,17 @@
 //! Value reads: audited, and batched so that many readers share one durable commit (group
 //! commit). A value leaves the store only after the commit holding its audit record.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use redb::{ReadableDatabase, ReadableTable};
 
+use super::audit;
 use super::records::{SecretRec, ValueRec, now_us, value_key};
 use super::{SECRETS, Store, VALUES};
-use crate::audit::{self, Entry};
 use crate::error::{Error, Result};
 use crate::format::TableId;
 use crate::policy::Op;
-use crate::types::{Action, Actor, Outcome, Scope, SecretBytes, SecretValue};
+use crate::types::{Action, Actor, AuditEntry, Outcome, Scope, SecretBytes, SecretValue};
 
 /// One value read, as batched by [`Store::read_batch`].
 #[derive(Clone, Debug)]
@@ -28,9 +28,20 @@ pub struct ReadRequest {
     pub field: Option<String>,
 }
 
+/// A value read before the audit commit, with the metadata record it was found through: the
+/// commit moves `last_used` on that record without opening it a second time.
+struct Hit {
+    value: SecretValue,
+    hash: [u8; 32],
+    /// The opened record (taken by the commit that updates it).
+    rec: Option<SecretRec>,
+    /// The sealed bytes `rec` was opened from.
+    sealed: Vec<u8>,
+}
+
 /// What reading one request found before the audit commit.
 enum Found {
-    Value(SecretValue, [u8; 32]),
+    Value(Box<Hit>),
     Failed(Error),
 }
 
@@ -73,67 +84,86 @@ impl Store {
 
     /// Reads many values with one durable commit holding all their audit records and
     /// `last_used` updates (group commit). Each result is returned only after that commit; if
-    /// it fails, every read fails.
+    /// it fails, every read fails, each with its own copy of that (typed) error.
+    ///
+    /// Each secret's metadata record is opened once per read: the record found while reading
+    /// is the one whose `last_used` the commit moves, unless a write changed it in between.
     pub fn read_batch(&self, reqs: &[ReadRequest]) -> Vec<Result<SecretValue>> {
-        let found = match self.read_phase(reqs) {
+        let mut found = match self.read_phase(reqs) {
             Ok(f) => f,
-            Err(e) => return reqs.iter().map(|_| Err(clone_err(&e))).collect(),
+            Err(e) => return e.fan_out(reqs.len()).into_iter().map(Err).collect(),
         };
-        let now = now_us();
-        let commit = (|| -> Result<()> {
-            let txn = self.db.begin_write()?;
-            let mut entries = Vec::with_capacity(reqs.len());
-            {
-                let mut table = txn.open_table(SECRETS)?;
-                for (req, f) in reqs.iter().zip(&found) {
-                    match f {
-                        Found::Value(v, h) => {
-                            entries.push(Entry::new(&req.actor, Action::Read, Outcome::Ok).secret(
-                                &v.scope,
-                                &v.name,
-                                Some(v.version),
-                            ));
-                            let raw = table.get(h)?.map(|g| g.value().to_vec());
-                            if let Some(raw) = raw {
-                                let mut rec: SecretRec =
-                                    self.open_row(TableId::Secrets, h, &raw)?;
-                                rec.last_used = Some(now);
-                                table.insert(
-                                    h,
-                                    self.seal_row(TableId::Secrets, h, &rec)?.as_slice(),
-                                )?;
-                            }
-                        }
-                        Found::Failed(e) => {
-                            let scope = req.scope.clone().unwrap_or_default();
-                            entries.push(
-                                Entry::new(&req.actor, Action::Read, audit_outcome(e)).secret(
-                                    &scope,
-                                    &req.name,
-                                    req.version,
-                                ),
-                            );
-                        }
-                    }
-                }
-            }
-            audit::append(self, &txn, &entries)?;
-            txn.commit()?;
-            Ok(())
-        })();
-        if let Err(e) = commit {
-            return reqs.iter().map(|_| Err(clone_err(&e))).collect();
+        if let Err(e) = self.commit_reads(reqs, &mut found) {
+            return e.fan_out(reqs.len()).into_iter().map(Err).collect();
         }
         found
             .into_iter()
             .map(|f| match f {
-                Found::Value(mut v, _) => {
+                Found::Value(hit) => {
+                    let mut v = hit.value;
                     v.retrieved_at = crate::sys::now();
                     Ok(v)
                 }
                 Found::Failed(e) => Err(e),
             })
             .collect()
+    }
+
+    /// One durable transaction: every read's audit record, and `last_used` on every secret
+    /// read (once per secret, however many reads of it the batch holds).
+    fn commit_reads(&self, reqs: &[ReadRequest], found: &mut [Found]) -> Result<()> {
+        let now = now_us();
+        let txn = self.db.begin_write()?;
+        let mut entries = Vec::with_capacity(reqs.len());
+        {
+            let mut table = txn.open_table(SECRETS)?;
+            let mut touched = HashSet::new();
+            for (req, f) in reqs.iter().zip(found.iter_mut()) {
+                let hit = match f {
+                    Found::Value(hit) => hit,
+                    Found::Failed(e) => {
+                        let scope = req.scope.clone().unwrap_or_default();
+                        entries.push(
+                            AuditEntry::new(&req.actor, Action::Read, audit_outcome(e)).secret(
+                                &scope,
+                                &req.name,
+                                req.version,
+                            ),
+                        );
+                        continue;
+                    }
+                };
+                let v = &hit.value;
+                entries.push(
+                    AuditEntry::new(&req.actor, Action::Read, Outcome::Ok).secret(
+                        &v.scope,
+                        &v.name,
+                        Some(v.version),
+                    ),
+                );
+                if !touched.insert(hit.hash) {
+                    continue;
+                }
+                // The record as this transaction sees it: unchanged since the read (the usual
+                // case) reuses the opened copy; changed by a write in between, it is opened
+                // again so that the write is kept; deleted, there is nothing to move.
+                let changed = match table.get(&hit.hash)? {
+                    None => continue,
+                    Some(g) => (g.value() != hit.sealed.as_slice()).then(|| g.value().to_vec()),
+                };
+                let mut rec = match (changed, hit.rec.take()) {
+                    (None, Some(rec)) => rec,
+                    (Some(raw), _) => self.open_row(TableId::Secrets, &hit.hash, &raw)?,
+                    (None, None) => continue,
+                };
+                rec.last_used = Some(now);
+                let sealed = self.seal_row(TableId::Secrets, &hit.hash, &rec)?;
+                table.insert(&hit.hash, sealed.as_slice())?;
+            }
+        }
+        audit::append(self, &txn, &entries)?;
+        txn.commit()?;
+        Ok(())
     }
 
     /// Reads a value on the decrypt path only: resolve, authorize, open — no audit record, no
@@ -161,7 +191,7 @@ impl Store {
             version,
             field: None,
         };
-        self.read_one(&secrets, &values, &req).map(|(v, _)| v)
+        self.read_one(&secrets, &values, &req).map(|hit| hit.value)
     }
 
     fn read_phase(&self, reqs: &[ReadRequest]) -> Result<Vec<Found>> {
@@ -171,7 +201,7 @@ impl Store {
         let mut out = Vec::with_capacity(reqs.len());
         for req in reqs {
             out.push(match self.read_one(&secrets, &values, req) {
-                Ok((v, h)) => Found::Value(v, h),
+                Ok(hit) => Found::Value(Box::new(hit)),
                 // A damaged record fails its own request (audited as `error`), not the batch.
                 Err(e) => Found::Failed(e),
             });
@@ -184,14 +214,14 @@ impl Store {
         secrets: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
         values: &impl ReadableTable<&'static [u8; 40], &'static [u8]>,
         req: &ReadRequest,
-    ) -> Result<(SecretValue, [u8; 32])> {
-        let found = self.resolve_in(secrets, &req.actor, &req.name, req.scope.as_ref())?;
+    ) -> Result<Hit> {
+        let found = self.resolve_sealed(secrets, &req.actor, &req.name, req.scope.as_ref())?;
         let scope = found.as_ref().map_or_else(
             || req.scope.clone().unwrap_or_default(),
-            |(_, r)| r.scope.clone(),
+            |(_, r, _)| r.scope.clone(),
         );
         self.allow(&req.actor, Op::ReadValue, &scope, &req.name)?;
-        let (h, rec) =
+        let (h, rec, sealed) =
             found.ok_or_else(|| Error::not_found("secret", format!("{scope}/{}", req.name)))?;
         let version = req.version.unwrap_or(rec.version);
         let vk = value_key(&h, version);
@@ -213,32 +243,123 @@ impl Store {
                 v
             }
         };
-        Ok((
-            SecretValue {
-                name: rec.name,
-                scope: rec.scope,
+        Ok(Hit {
+            value: SecretValue {
+                name: rec.name.clone(),
+                scope: rec.scope.clone(),
                 secret_type: rec.stype,
                 version,
                 value,
                 fields,
                 retrieved_at: crate::sys::now(),
             },
-            h,
-        ))
+            hash: h,
+            rec: Some(rec),
+            sealed,
+        })
     }
 }
 
-/// Errors are not `Clone` (they may hold a source); a batch hands each request its own copy.
-fn clone_err(e: &Error) -> Error {
-    match e {
-        Error::Integrity { table, record } => Error::Integrity {
-            table: table.clone(),
-            record: record.clone(),
-        },
-        Error::Locked => Error::Locked,
-        other => Error::Internal {
-            message: other.to_string(),
-            source: None,
-        },
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::KdfChoice;
+    use crate::store::records::SECRET_OPENS;
+    use crate::types::{Passphrase, SetRequest};
+
+    fn opens() -> u64 {
+        SECRET_OPENS.with(std::cell::Cell::get)
+    }
+
+    fn store_with(name: &str) -> (tempfile::TempDir, Store, Actor) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let owner = Actor::direct_owner();
+        let store = Store::create(
+            &dir.path().join("s.tresor"),
+            &Passphrase::from("pw"),
+            &KdfChoice::Insecure,
+            &owner,
+        )
+        .expect("create");
+        let set = SetRequest {
+            scope: Scope::Org,
+            value: Some("v1".into()),
+            ..Default::default()
+        };
+        store.set(&owner, name, set).expect("set");
+        (dir, store, owner)
+    }
+
+    fn req(actor: &Actor, name: &str) -> ReadRequest {
+        ReadRequest {
+            actor: actor.clone(),
+            name: name.into(),
+            scope: Some(Scope::Org),
+            version: None,
+            field: None,
+        }
+    }
+
+    /// A value read opens the secret's metadata record once: to find it; the commit that moves
+    /// `last_used` reuses that copy.
+    #[test]
+    fn a_read_opens_the_metadata_record_once() {
+        let (_dir, store, owner) = store_with("k");
+        let before = opens();
+        let v = store
+            .get_value(&owner, "k", Some(&Scope::Org), None)
+            .expect("read");
+        assert_eq!(v.value.expose(), b"v1");
+        assert_eq!(opens(), before + 1);
+        let meta = store.show(&owner, "k", Some(&Scope::Org)).expect("show");
+        assert!(meta.last_used.is_some());
+
+        // Two reads of one secret in a batch: one open each, one `last_used` write.
+        let before = opens();
+        let out = store.read_batch(&[req(&owner, "k"), req(&owner, "k")]);
+        assert!(out.iter().all(Result::is_ok));
+        assert_eq!(opens(), before + 2);
+    }
+
+    /// A write between the read and its commit is kept: the commit opens the changed record
+    /// instead of writing back the copy it read.
+    #[test]
+    fn a_write_between_read_and_commit_is_kept() {
+        let (_dir, store, owner) = store_with("k");
+        let reqs = [req(&owner, "k")];
+        let mut found = store.read_phase(&reqs).expect("read");
+        let set = SetRequest {
+            scope: Scope::Org,
+            value: Some("v2".into()),
+            ..Default::default()
+        };
+        store.set(&owner, "k", set).expect("set v2");
+        store.commit_reads(&reqs, &mut found).expect("commit");
+        let meta = store.show(&owner, "k", Some(&Scope::Org)).expect("show");
+        assert_eq!(meta.version, 2);
+        assert!(meta.last_used.is_some());
+    }
+
+    /// A failure shared by a batch reaches each request as its own typed error.
+    #[test]
+    fn a_shared_failure_keeps_its_type_for_every_request() {
+        let io = std::io::Error::other("disk gone");
+        let copies = Error::internal("commit failed", io).fan_out(2);
+        for e in &copies {
+            assert!(matches!(e, Error::Internal { message, .. } if message == "commit failed"));
+            let source = std::error::Error::source(e).map(ToString::to_string);
+            assert_eq!(source.as_deref(), Some("disk gone"));
+        }
+        let copies = Error::integrity("secrets", "ab12").fan_out(3);
+        assert_eq!(copies.len(), 3);
+        assert!(
+            copies
+                .iter()
+                .all(|e| matches!(e, Error::Integrity { table, record } if table == "secrets" && record == "ab12"))
+        );
+        assert!(matches!(
+            Error::not_found("secret", "org/k").fan_out(1).as_slice(),
+            [Error::NotFound { what: "secret", .. }]
+        ));
     }
 }

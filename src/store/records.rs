@@ -1,14 +1,14 @@
 //! The sealed payloads of each table, the row-sealing helpers, and rekey's re-seal pass.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::{AUDIT, PRINCIPALS, SECRETS, Store, VALUES};
+use super::Store;
 use crate::crypto::SubKeys;
-use crate::error::{Error, Result};
-use crate::format::{AuditLayout, Envelope, TableId, decode_payload, encode_payload};
+use crate::error::Result;
+use crate::format::{Envelope, TableId, decode_payload, encode_payload};
 use crate::types::{Scope, SecretBytes, SecretMeta, SecretType, VersionInfo};
 
 /// Metadata of one secret (table `secrets`).
@@ -131,8 +131,18 @@ pub(crate) fn open_with<T: DeserializeOwned>(
     key: &[u8],
     bytes: &[u8],
 ) -> Result<T> {
+    #[cfg(test)]
+    if table == TableId::Secrets {
+        SECRET_OPENS.with(|n| n.set(n.get() + 1));
+    }
     let pt = Envelope::open(&keys.seal, store_id, table, key, bytes)?;
     decode_payload(&pt, table, key)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many `secrets` records this thread has opened (tests count a read's passes).
+    pub(super) static SECRET_OPENS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 impl Store {
@@ -161,100 +171,4 @@ impl Store {
     pub(crate) fn principal_hash(&self, name: &str) -> [u8; 32] {
         principal_hash(&self.keys, name)
     }
-}
-
-/// Re-seals every secret, value, principal and audit record under `new`, re-hashing names and
-/// re-chaining the audit log. Runs inside the caller's write transaction.
-pub(crate) fn rekey_all(
-    store: &Store,
-    new: &SubKeys,
-    txn: &redb::WriteTransaction,
-    progress: &mut dyn FnMut(u64, u64),
-) -> Result<()> {
-    use redb::{ReadableTable, ReadableTableMetadata};
-    let id = &store.header.store_id;
-    let mut secrets = txn.open_table(SECRETS)?;
-    let mut values = txn.open_table(VALUES)?;
-    let mut principals = txn.open_table(PRINCIPALS)?;
-    let mut audit = txn.open_table(AUDIT)?;
-    let total = secrets.len()? + values.len()? + principals.len()? + audit.len()?;
-    let mut done = 0u64;
-    let mut tick = |done: &mut u64| {
-        *done += 1;
-        if (*done).is_multiple_of(256) || *done == total {
-            progress(*done, total);
-        }
-    };
-
-    let mut rehash: HashMap<[u8; 32], [u8; 32]> = HashMap::new();
-    let mut new_secrets = Vec::new();
-    for row in secrets.iter()? {
-        let (k, v) = row?;
-        let rec: SecretRec = store.open_row(TableId::Secrets, k.value(), v.value())?;
-        let nh = secret_hash(new, &rec.scope, &rec.name);
-        rehash.insert(*k.value(), nh);
-        new_secrets.push((nh, seal_with(new, id, TableId::Secrets, &nh, &rec)?));
-        tick(&mut done);
-    }
-    let mut new_values = Vec::new();
-    for row in values.iter()? {
-        let (k, v) = row?;
-        let rec: ValueRec = store.open_row(TableId::Values, k.value(), v.value())?;
-        let mut old = [0u8; 32];
-        old.copy_from_slice(&k.value()[..32]);
-        let nh = rehash
-            .get(&old)
-            .ok_or_else(|| Error::integrity("values", crate::format::record_label(k.value())))?;
-        let mut ver = [0u8; 8];
-        ver.copy_from_slice(&k.value()[32..]);
-        let nk = value_key(nh, u64::from_be_bytes(ver));
-        new_values.push((nk, seal_with(new, id, TableId::Values, &nk, &rec)?));
-        tick(&mut done);
-    }
-    let mut new_principals = Vec::new();
-    for row in principals.iter()? {
-        let (k, v) = row?;
-        let rec: super::principals::PrincipalRec =
-            store.open_row(TableId::Principals, k.value(), v.value())?;
-        let nh = principal_hash(new, &rec.name);
-        new_principals.push((nh, seal_with(new, id, TableId::Principals, &nh, &rec)?));
-        tick(&mut done);
-    }
-    let mut new_audit = Vec::new();
-    let mut prev = AuditLayout::genesis(&new.audit, id);
-    for row in audit.iter()? {
-        let (k, v) = row?;
-        let seq = k.value();
-        let (_, env) = AuditLayout::split(v.value())
-            .ok_or_else(|| Error::integrity("audit", format!("seq {seq}")))?;
-        let entry: crate::audit::EntryRec =
-            store.open_row(TableId::Audit, &seq.to_be_bytes(), env)?;
-        let env = seal_with(new, id, TableId::Audit, &seq.to_be_bytes(), &entry)?;
-        let mac = AuditLayout::mac(&new.audit, &prev, seq, &env);
-        let mut bytes = Vec::with_capacity(32 + env.len());
-        bytes.extend_from_slice(&mac);
-        bytes.extend_from_slice(&env);
-        new_audit.push((seq, bytes));
-        prev = mac;
-        tick(&mut done);
-    }
-    secrets.retain(|_, _| false)?;
-    values.retain(|_, _| false)?;
-    principals.retain(|_, _| false)?;
-    for (k, v) in &new_secrets {
-        secrets.insert(k, v.as_slice())?;
-    }
-    for (k, v) in &new_values {
-        values.insert(k, v.as_slice())?;
-    }
-    for (k, v) in &new_principals {
-        principals.insert(k, v.as_slice())?;
-    }
-    for (k, v) in &new_audit {
-        audit.insert(*k, v.as_slice())?;
-    }
-    let last = new_audit.last().map_or(0, |(s, _)| *s);
-    crate::audit::write_head_with(new, id, txn, last, &prev)?;
-    progress(total, total);
-    Ok(())
 }

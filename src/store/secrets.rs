@@ -5,21 +5,25 @@ use std::collections::BTreeMap;
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
+use super::audit;
 use super::records::{SecretRec, ValueRec, VersionRec, now_us, value_key};
 use super::{SECRETS, Store, VALUES};
-use crate::audit::{self, Entry};
 use crate::error::{Error, Result};
 use crate::format::TableId;
 use crate::policy::{Decision, Op, decide};
 use crate::types::{
-    Action, Actor, CheckResult, ListFilter, Outcome, Scope, SecretBytes, SecretMeta, SetRequest,
-    VersionInfo, validate_name,
+    Action, Actor, AuditEntry, CheckResult, ListFilter, Outcome, Scope, SecretBytes, SecretMeta,
+    SetRequest, VersionInfo, validate_name,
 };
 
 /// The default number of versions kept.
 pub const DEFAULT_MAX_VERSIONS: u32 = 10;
 /// The most versions a secret may keep.
 pub const MAX_MAX_VERSIONS: u32 = 1000;
+
+/// A secret found by name: its name hash, its opened record, and the sealed bytes it was
+/// opened from.
+pub(super) type Sealed = ([u8; 32], SecretRec, Vec<u8>);
 
 impl Store {
     /// The scopes a lookup of `name` without `--scope` tries, in order.
@@ -42,16 +46,31 @@ impl Store {
         name: &str,
         scope: Option<&Scope>,
     ) -> Result<Option<([u8; 32], SecretRec)>> {
+        Ok(self
+            .resolve_sealed(table, actor, name, scope)?
+            .map(|(h, rec, _)| (h, rec)))
+    }
+
+    /// As [`Store::resolve_in`], also returning the sealed bytes the record was opened from,
+    /// so that a later write can tell whether the record changed without opening it again.
+    pub(super) fn resolve_sealed(
+        &self,
+        table: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
+        actor: &Actor,
+        name: &str,
+        scope: Option<&Scope>,
+    ) -> Result<Option<Sealed>> {
         validate_name(name)?;
         let mut team_hits = Vec::new();
         for s in self.candidate_scopes(actor, scope) {
             let h = self.secret_hash(&s, name);
             if let Some(raw) = table.get(&h)? {
                 let rec: SecretRec = self.open_row(TableId::Secrets, &h, raw.value())?;
+                let hit = (h, rec, raw.value().to_vec());
                 match s {
-                    Scope::Team(_) if scope.is_none() => team_hits.push((h, rec)),
+                    Scope::Team(_) if scope.is_none() => team_hits.push(hit),
                     _ if !team_hits.is_empty() => break,
-                    _ => return Ok(Some((h, rec))),
+                    _ => return Ok(Some(hit)),
                 }
             }
         }
@@ -60,7 +79,10 @@ impl Store {
             1 => Ok(team_hits.pop()),
             _ => Err(Error::Ambiguous {
                 name: name.to_owned(),
-                scopes: team_hits.iter().map(|(_, r)| r.scope.to_string()).collect(),
+                scopes: team_hits
+                    .iter()
+                    .map(|(_, r, _)| r.scope.to_string())
+                    .collect(),
             }),
         }
     }
@@ -94,7 +116,7 @@ impl Store {
         let check = self.allow(actor, Op::ReadMeta, &target_scope, name);
         match (found, check) {
             (_, Err(e)) => {
-                self.record(&Entry::new(actor, action, Outcome::Denied).secret(
+                self.record(&AuditEntry::new(actor, action, Outcome::Denied).secret(
                     &target_scope,
                     name,
                     None,
@@ -212,7 +234,7 @@ impl Store {
             validate_request(req)?;
             if let Err(e) = self.allow(actor, Op::Write, &req.scope, name) {
                 self.record(
-                    &Entry::new(actor, action, Outcome::Denied).secret(&req.scope, name, None),
+                    &AuditEntry::new(actor, action, Outcome::Denied).secret(&req.scope, name, None),
                 )?;
                 return Err(e);
             }
@@ -258,7 +280,7 @@ impl Store {
                 secrets.insert(&h, self.seal_row(TableId::Secrets, &h, &rec)?.as_slice())?;
                 entries.push((
                     i,
-                    Entry::new(actor, action, Outcome::Ok).secret(
+                    AuditEntry::new(actor, action, Outcome::Ok).secret(
                         &rec.scope,
                         &rec.name,
                         Some(rec.version),
@@ -271,7 +293,7 @@ impl Store {
         }
         entries.sort_by_key(|(i, _)| *i);
         metas.sort_by_key(|(i, _)| *i);
-        let entries: Vec<Entry> = entries.into_iter().map(|(_, e)| e).collect();
+        let entries: Vec<AuditEntry> = entries.into_iter().map(|(_, e)| e).collect();
         let metas: Vec<SecretMeta> = metas.into_iter().map(|(_, m)| m).collect();
         audit::append(self, &txn, &entries)?;
         txn.commit()?;
@@ -293,7 +315,8 @@ impl Store {
         let (h, rec) = self.find_meta(actor, name, scope, Action::Delete)?;
         if let Err(e) = self.allow(actor, Op::Write, &rec.scope, name) {
             self.record(
-                &Entry::new(actor, Action::Delete, Outcome::Denied).secret(&rec.scope, name, None),
+                &AuditEntry::new(actor, Action::Delete, Outcome::Denied)
+                    .secret(&rec.scope, name, None),
             )?;
             return Err(e);
         }
@@ -315,7 +338,7 @@ impl Store {
         audit::append(
             self,
             &txn,
-            &[Entry::new(actor, Action::Delete, Outcome::Ok).secret(
+            &[AuditEntry::new(actor, Action::Delete, Outcome::Ok).secret(
                 &rec.scope,
                 name,
                 Some(rec.version),
@@ -339,7 +362,7 @@ impl Store {
         let (h, rec) = self.find_meta(actor, name, scope, Action::Rollback)?;
         if let Err(e) = self.allow(actor, Op::Write, &rec.scope, name) {
             self.record(
-                &Entry::new(actor, Action::Rollback, Outcome::Denied).secret(
+                &AuditEntry::new(actor, Action::Rollback, Outcome::Denied).secret(
                     &rec.scope,
                     name,
                     Some(to),
@@ -388,11 +411,13 @@ impl Store {
         audit::append(
             self,
             &txn,
-            &[Entry::new(actor, Action::Rollback, Outcome::Ok).secret(
-                &meta.scope,
-                name,
-                Some(meta.version),
-            )],
+            &[
+                AuditEntry::new(actor, Action::Rollback, Outcome::Ok).secret(
+                    &meta.scope,
+                    name,
+                    Some(meta.version),
+                ),
+            ],
         )?;
         txn.commit()?;
         Ok(meta.to_meta())

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::Channel;
+use super::{Actor, Channel, Scope};
 use crate::error::{Error, Result};
 
 /// The outcome of an audited action.
@@ -193,4 +193,70 @@ pub struct VerifyReport {
     pub records: u64,
     /// The first seq that failed, if any.
     pub first_broken_seq: Option<u64>,
+}
+
+/// One audit record to append ([`Store::record`](crate::Store::record), or inside a store
+/// transaction). Names objects and secrets, never a value.
+#[derive(Clone, Debug)]
+pub struct AuditEntry {
+    /// When.
+    pub time: jiff::Timestamp,
+    /// Who.
+    pub principal: String,
+    /// uid.
+    pub uid: u32,
+    /// gid.
+    pub gid: u32,
+    /// pid.
+    pub pid: u32,
+    /// Executable.
+    pub exe: Option<String>,
+    /// What.
+    pub action: Action,
+    /// Secret scope.
+    pub scope: Option<String>,
+    /// Secret (or other object) name.
+    pub name: Option<String>,
+    /// Version.
+    pub version: Option<u64>,
+    /// Outcome.
+    pub outcome: Outcome,
+    /// Channel.
+    pub channel: Channel,
+}
+
+impl AuditEntry {
+    /// An entry for `actor` doing `action`, now.
+    pub fn new(actor: &Actor, action: Action, outcome: Outcome) -> Self {
+        Self {
+            time: crate::sys::now(),
+            principal: actor.principal.clone(),
+            uid: actor.uid,
+            gid: actor.gid,
+            pid: actor.pid,
+            exe: actor.exe.clone(),
+            action,
+            scope: None,
+            name: None,
+            version: None,
+            outcome,
+            channel: actor.channel,
+        }
+    }
+
+    /// Names the object (not a secret).
+    #[must_use]
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Names a secret and version.
+    #[must_use]
+    pub fn secret(mut self, scope: &Scope, name: &str, version: Option<u64>) -> Self {
+        self.scope = Some(scope.to_string());
+        self.name = Some(name.to_owned());
+        self.version = version;
+        self
+    }
 }

@@ -1,4 +1,5 @@
-//! The data model: names, scopes, types, secret metadata, values, actors.
+//! The data model: names, scopes, types, secret metadata, values, actors, principals and
+//! grants, passphrases, audit entries, and the base64 of binary values.
 //!
 //! These types are what the library hands out and what the daemon serializes; none of them
 //! carries a key. [`SecretValue`] carries plaintext and zeroizes it on drop.
@@ -16,10 +17,16 @@ use crate::error::{Error, Result};
 
 mod audit;
 mod duration;
+mod encoding;
+mod passphrase;
+mod principal;
 mod value_ref;
 
-pub use audit::{Action, AuditQuery, AuditRecord, Outcome, VerifyReport};
+pub use audit::{Action, AuditEntry, AuditQuery, AuditRecord, Outcome, VerifyReport};
 pub use duration::{format_duration, parse_duration};
+pub use encoding::{b64, decode_b64};
+pub use passphrase::Passphrase;
+pub use principal::{Grant, Principal, PrincipalKind, PrincipalSpec};
 pub use value_ref::{SCHEME, ValueRef};
 
 /// The longest secret name, in bytes.
@@ -327,6 +334,14 @@ impl Actor {
                 .ok()
                 .map(|p| p.display().to_string()),
             channel: Channel::Direct,
+        }
+    }
+    /// The daemon acting for itself, as the idle lock's audit record names it: principal
+    /// `tresord`, this process's uid/gid/pid, an owner on the direct channel.
+    pub fn daemon() -> Self {
+        Self {
+            principal: "tresord".into(),
+            ..Self::direct_owner()
         }
     }
 }

@@ -11,7 +11,7 @@ use toml::Spanned;
 use crate::cli::check::line_of;
 use crate::cli::reference::reason;
 use crate::error::{Error, Result};
-use crate::store::Grant;
+use crate::types::Grant;
 use crate::types::{Role, Scope, SecretType, validate_name};
 use crate::unlock::read_secret_file;
 

@@ -18,7 +18,7 @@ use super::backend::Backend;
 use super::output;
 use crate::error::{Error, Result};
 use crate::ops::Api;
-use crate::store::PrincipalSpec;
+use crate::types::PrincipalSpec;
 use crate::types::{ListFilter, SecretBytes, SetRequest};
 use crate::unlock::{prompt_hidden, read_secret_file};
 use manifest::{ValueSource, WantSecret};

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::manifest::{Manifest, ValueSource, WantPrincipal, WantSecret, WantTeam};
 use crate::error::{Error, Result};
-use crate::store::{Grant, Principal, PrincipalKind};
+use crate::types::{Grant, Principal, PrincipalKind};
 use crate::types::{Scope, SecretMeta, SetRequest};
 
 /// What a step does.

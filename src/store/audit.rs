@@ -1,88 +1,25 @@
 //! The audit log: sealed records in a MAC chain, appended in the same transaction as what they
 //! record, and read back with filters or walked by `verify`.
 //!
-//! The append path ([`append`]) takes a slice of entries, so a group commit (many readers'
+//! The append path (`append`) takes a slice of entries, so a group commit (many readers'
 //! records in one durable transaction) uses the same code and the same format as a single
 //! append.
 
 use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
+use super::records::{open_with, seal_with, ts};
+use super::{AUDIT, META, Store};
 use crate::crypto::SubKeys;
 use crate::error::{Error, Result};
 use crate::format::{AuditLayout, TableId};
-use crate::store::records::{open_with, seal_with, ts};
-use crate::store::{AUDIT, META, Store};
-use crate::types::{Action, Actor, AuditQuery, AuditRecord, Channel, Outcome, Scope, VerifyReport};
-
-/// One record to append.
-#[derive(Clone, Debug)]
-pub struct Entry {
-    /// When.
-    pub time: jiff::Timestamp,
-    /// Who.
-    pub principal: String,
-    /// uid.
-    pub uid: u32,
-    /// gid.
-    pub gid: u32,
-    /// pid.
-    pub pid: u32,
-    /// Executable.
-    pub exe: Option<String>,
-    /// What.
-    pub action: Action,
-    /// Secret scope.
-    pub scope: Option<String>,
-    /// Secret (or other object) name.
-    pub name: Option<String>,
-    /// Version.
-    pub version: Option<u64>,
-    /// Outcome.
-    pub outcome: Outcome,
-    /// Channel.
-    pub channel: Channel,
-}
-
-impl Entry {
-    /// An entry for `actor` doing `action`, now.
-    pub fn new(actor: &Actor, action: Action, outcome: Outcome) -> Self {
-        Self {
-            time: crate::sys::now(),
-            principal: actor.principal.clone(),
-            uid: actor.uid,
-            gid: actor.gid,
-            pid: actor.pid,
-            exe: actor.exe.clone(),
-            action,
-            scope: None,
-            name: None,
-            version: None,
-            outcome,
-            channel: actor.channel,
-        }
-    }
-
-    /// Names the object (not a secret).
-    #[must_use]
-    pub fn named(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-
-    /// Names a secret and version.
-    #[must_use]
-    pub fn secret(mut self, scope: &Scope, name: &str, version: Option<u64>) -> Self {
-        self.scope = Some(scope.to_string());
-        self.name = Some(name.to_owned());
-        self.version = version;
-        self
-    }
-}
+use crate::types::{
+    Action, Actor, AuditEntry, AuditQuery, AuditRecord, Channel, Outcome, VerifyReport,
+};
 
 /// The sealed payload of an audit record.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct EntryRec {
+pub(super) struct EntryRec {
     time: i64,
     principal: String,
     uid: u32,
@@ -97,8 +34,8 @@ pub(crate) struct EntryRec {
     channel: Channel,
 }
 
-impl From<&Entry> for EntryRec {
-    fn from(e: &Entry) -> Self {
+impl From<&AuditEntry> for EntryRec {
+    fn from(e: &AuditEntry) -> Self {
         Self {
             time: e.time.as_microsecond(),
             principal: e.principal.clone(),
@@ -145,7 +82,7 @@ fn read_head(keys: &SubKeys, store_id: &[u8; 16], bytes: Option<&[u8]>) -> Resul
     }
 }
 
-pub(crate) fn write_head_with(
+pub(super) fn write_head_with(
     keys: &SubKeys,
     store_id: &[u8; 16],
     txn: &WriteTransaction,
@@ -162,7 +99,7 @@ pub(crate) fn write_head_with(
 ///
 /// # Errors
 /// `Integrity` when the chain head does not open; storage errors.
-pub fn append(store: &Store, txn: &WriteTransaction, entries: &[Entry]) -> Result<()> {
+pub(super) fn append(store: &Store, txn: &WriteTransaction, entries: &[AuditEntry]) -> Result<()> {
     if entries.is_empty() {
         return Ok(());
     }

@@ -1,0 +1,66 @@
+//! The store as the daemon holds it (locked, unlocked, or between the two), shared by the
+//! handlers and the committer thread. Knows nothing of either.
+
+use std::sync::{Arc, PoisonError, RwLock};
+
+use crate::error::{Error, Result};
+use crate::store::{LockedStore, Store};
+
+/// The store as the daemon holds it. `Busy` is the moment between taking an unlocked store
+/// out (to lock it) and putting the locked one back; requests then see `locked`.
+pub(crate) enum Session {
+    Locked(Arc<LockedStore>),
+    Unlocked(Arc<Store>),
+    Busy,
+}
+
+/// The session, shared by the handlers and the committer thread.
+pub(crate) struct SessionCell {
+    session: RwLock<Session>,
+}
+
+impl SessionCell {
+    pub(crate) fn new(s: Session) -> Self {
+        Self {
+            session: RwLock::new(s),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Session> {
+        self.session.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn write(&self) -> std::sync::RwLockWriteGuard<'_, Session> {
+        self.session.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The unlocked store, or `Locked`.
+    pub(crate) fn store(&self) -> Result<Arc<Store>> {
+        match &*self.read() {
+            Session::Unlocked(s) => Ok(Arc::clone(s)),
+            _ => Err(Error::Locked),
+        }
+    }
+
+    /// The locked store, when locked.
+    pub(crate) fn locked(&self) -> Option<Arc<LockedStore>> {
+        match &*self.read() {
+            Session::Locked(l) => Some(Arc::clone(l)),
+            _ => None,
+        }
+    }
+
+    /// The store id, in any state but `Busy`.
+    pub(crate) fn store_id(&self) -> String {
+        match &*self.read() {
+            Session::Locked(l) => l.store_id(),
+            Session::Unlocked(s) => s.store_id(),
+            Session::Busy => String::new(),
+        }
+    }
+
+    /// Drops whatever store is held (keys are wiped as the last reference goes).
+    pub(crate) fn clear(&self) {
+        *self.write() = Session::Busy;
+    }
+}
