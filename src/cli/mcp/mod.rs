@@ -169,7 +169,7 @@ impl Access {
 struct ListArgs {
     /// Only this scope: org, team:NAME or user:NAME.
     scope: Option<String>,
-    /// Only this type (token, password, key, certificate, ...).
+    /// Only this type: plain, token, bearer, credentials, oauth, url, certificate or env_var.
     #[serde(rename = "type")]
     secret_type: Option<String>,
     /// Only secrets tagged with this integration.
