@@ -13,7 +13,8 @@ use tresor::cli::args::Command;
 
 fn main() -> ExitCode {
     let mut args: Vec<OsString> = std::env::args_os().collect();
-    if args.last().is_none_or(|a| a != "mcp") {
+    // Global options go before the subcommand (`--json` may also follow it).
+    if !args.iter().skip(1).any(|a| a == "mcp") {
         args.push("mcp".into());
     }
     let cli = Cli::parse_from(args);
