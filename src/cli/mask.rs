@@ -31,6 +31,13 @@ impl std::fmt::Debug for Masker {
     }
 }
 
+/// Whether every occurrence of `value` in output would be masked: it is [`MIN_LEN`] bytes or
+/// longer even without its trailing whitespace. (`tresor mcp` refuses to inject others: a
+/// model must never see a value, not even a short one.)
+pub fn maskable(value: &SecretBytes) -> bool {
+    value.expose().trim_ascii_end().len() >= MIN_LEN
+}
+
 /// What matching at one position found.
 enum At {
     /// A value of this length starts here.
@@ -168,6 +175,13 @@ mod tests {
         let mut m = masker(&["line-value\n"]);
         assert_eq!(run(&mut m, "x line-value y\n", 5), "x *** y\n");
         assert!(masker(&["ab"]).is_empty());
+    }
+
+    #[test]
+    fn short_values_are_not_maskable() {
+        assert!(maskable(&SecretBytes::from("abcd")));
+        assert!(!maskable(&SecretBytes::from("abc")));
+        assert!(!maskable(&SecretBytes::from("abc\n")));
     }
 
     #[test]

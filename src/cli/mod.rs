@@ -10,6 +10,7 @@
 //! principals  principal, team
 //! daemon_ctl  daemon status lock unlock
 //! run         run (env injection; mask: streaming masking of its output)
+//! mcp         mcp: the Model Context Protocol server (rmcp) over run's and the Backend's code
 //! inject      inject (templates); check (pre-flight)
 //! import      import (dotenv: the parser shared with run --env-file); export
 //! report      report inventory | rotation (cert: X.509 expiry) | integrations
@@ -38,6 +39,7 @@ mod import;
 mod inject;
 mod keys;
 mod mask;
+mod mcp;
 mod output;
 mod principals;
 mod reference;
@@ -73,6 +75,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 fn dispatch(ctx: &Ctx, command: &Command) -> Result<ExitCode> {
     let done = match command {
         Command::Run(a) => return run::run(ctx, a),
+        Command::Mcp => return mcp::serve(ctx),
         Command::Inject(a) => inject::inject(ctx, a),
         Command::Check(a) => check::check(ctx, a),
         Command::Import(a) => import::import(ctx, a),

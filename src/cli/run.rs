@@ -105,6 +105,31 @@ fn add_env_file(plan: &mut Plan, path: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// The reads of `--secret [scope/]NAME[#field][=ENV]` items (also `tresor mcp`'s
+/// `run_with_secrets`), each with its variable; a variable named twice is refused.
+pub(super) fn secret_specs<S: AsRef<str>>(items: &[S]) -> Result<Vec<EnvSpec>> {
+    let mut plan = Plan::default();
+    for item in items {
+        add_flag(&mut plan, item.as_ref())?;
+    }
+    Ok(plan.specs)
+}
+
+/// Refuses a value an environment cannot carry (naming its variable, never the value).
+pub(super) fn check_env_values<'a>(
+    vars: impl IntoIterator<Item = (&'a String, &'a SecretBytes)>,
+) -> Result<()> {
+    for (var, v) in vars {
+        if v.expose().contains(&0) {
+            return Err(Error::invalid(
+                "env",
+                format!("the value for {var} holds a NUL byte, which an environment cannot carry"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `run`.
 pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
     let mut plan = Plan::default();
@@ -121,14 +146,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
         let items: Vec<EnvItem> = plan.specs.iter().cloned().map(EnvItem::Full).collect();
         ctx.backend()?.env(&items)?
     };
-    for (var, v) in secrets.iter().chain(plan.plain.iter().map(|(k, v)| (k, v))) {
-        if v.expose().contains(&0) {
-            return Err(Error::invalid(
-                "env",
-                format!("the value for {var} holds a NUL byte, which an environment cannot carry"),
-            ));
-        }
-    }
+    check_env_values(secrets.iter().chain(plan.plain.iter().map(|(k, v)| (k, v))))?;
     // One masker per stream: each keeps its own carry.
     let maskers = (!args.no_mask).then(|| [(); 2].map(|()| Masker::new(secrets.values())));
     let env: Vec<(&String, &SecretBytes)> = secrets
@@ -181,7 +199,10 @@ async fn supervise(
         }
     };
     let (exited, exit_seen) = watch::channel(false);
-    let pumps = maskers.map_or_else(Vec::new, |m| start_pumps(&mut child, m, &exit_seen));
+    let pumps = maskers.map(|m| {
+        let to = (tokio::io::stdout(), tokio::io::stderr());
+        start_pumps(&mut child, m, to, &exit_seen)
+    });
     let status = loop {
         let sig = tokio::select! {
             s = child.wait() => break s.map_err(|e| Error::internal("waiting failed", e))?,
@@ -200,8 +221,8 @@ async fn supervise(
         }
     };
     exited.send_replace(true);
-    for p in pumps {
-        let _ = p.await;
+    if let Some(p) = pumps {
+        p.join().await;
     }
     Ok(exit_code(status))
 }
@@ -226,7 +247,7 @@ fn foreground_in_stat(stat: &str) -> bool {
 }
 
 /// The child's command line and environment; its stdout and stderr are pipes when `piped`.
-fn child_command(
+pub(super) fn child_command(
     program: &OsStr,
     args: &[OsString],
     env: &[(&String, &SecretBytes)],
@@ -247,33 +268,64 @@ fn child_command(
     command
 }
 
-/// Relays the child's stdout and stderr to ours, each through its masker.
-fn start_pumps(
+/// Relays the child's stdout and stderr to `to` (ours for `run`), each through its masker.
+/// Each pump hands its writer back when it ends.
+pub(super) fn start_pumps<O, E>(
     child: &mut tokio::process::Child,
     [m_out, m_err]: [Masker; 2],
+    (to_out, to_err): (O, E),
     exited: &watch::Receiver<bool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    let mut pumps = Vec::new();
-    if let Some(out) = child.stdout.take() {
-        let p = pump(out, tokio::io::stdout(), m_out, exited.clone());
-        pumps.push(tokio::spawn(p));
+) -> Pumps<O, E>
+where
+    O: AsyncWrite + Unpin + Send + 'static,
+    E: AsyncWrite + Unpin + Send + 'static,
+{
+    let out = child
+        .stdout
+        .take()
+        .map(|from| tokio::spawn(pump(from, to_out, m_out, exited.clone())));
+    let err = child
+        .stderr
+        .take()
+        .map(|from| tokio::spawn(pump(from, to_err, m_err, exited.clone())));
+    Pumps { out, err }
+}
+
+/// The two running pumps of [`start_pumps`].
+pub(super) struct Pumps<O, E> {
+    /// stdout's, when it was piped.
+    pub out: Option<tokio::task::JoinHandle<O>>,
+    /// stderr's, when it was piped.
+    pub err: Option<tokio::task::JoinHandle<E>>,
+}
+
+impl<O, E> Pumps<O, E> {
+    /// Waits for both pumps; the writers of those that ended normally.
+    pub async fn join(self) -> (Option<O>, Option<E>) {
+        let out = match self.out {
+            Some(p) => p.await.ok(),
+            None => None,
+        };
+        let err = match self.err {
+            Some(p) => p.await.ok(),
+            None => None,
+        };
+        (out, err)
     }
-    if let Some(err) = child.stderr.take() {
-        let p = pump(err, tokio::io::stderr(), m_err, exited.clone());
-        pumps.push(tokio::spawn(p));
-    }
-    pumps
 }
 
 /// Copies `from` to `to` through `m` until the end, or until [`DRAIN_IDLE`] of quiet once
-/// `exited` turns true. When writing fails (our stdout was closed) it stops reading, so the
-/// child finds its pipe closed as it would without us.
-async fn pump(
+/// `exited` turns true; then returns `to`. When writing fails (our stdout was closed) it stops
+/// reading, so the child finds its pipe closed as it would without us.
+///
+/// Every byte goes through `m` in the order read, and what `m` holds back (a tail that may
+/// begin a value) is only ever written masked, so a value written in pieces is still masked.
+async fn pump<W: AsyncWrite + Unpin>(
     mut from: impl AsyncRead + Unpin,
-    mut to: impl AsyncWrite + Unpin,
+    mut to: W,
     mut m: Masker,
     mut exited: watch::Receiver<bool>,
-) {
+) -> W {
     let mut buf = Zeroizing::new(vec![0u8; 16 * 1024]);
     loop {
         let read = if *exited.borrow() {
@@ -294,12 +346,13 @@ async fn pump(
         };
         let out = Zeroizing::new(m.feed(&buf[..n]));
         if to.write_all(&out).await.is_err() || to.flush().await.is_err() {
-            return;
+            return to;
         }
     }
     let out = Zeroizing::new(m.finish());
     let _ = to.write_all(&out).await;
     let _ = to.flush().await;
+    to
 }
 
 #[cfg(test)]

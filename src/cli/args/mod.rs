@@ -37,7 +37,7 @@ pub struct Cli {
 }
 
 /// Options accepted before the subcommand.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct GlobalArgs {
     /// The store file [default: $XDG_DATA_HOME/tresor/store.tresor]
     #[arg(
@@ -104,6 +104,9 @@ pub enum Command {
     /// Reports: inventory, rotation due, integrations' requirements (no values)
     #[command(subcommand, long_about = reports::REPORT_LONG_HELP)]
     Report(ReportCommand),
+    /// Serve the Model Context Protocol on stdio for AI agents (tools never return a value)
+    #[command(long_about = tools::MCP_LONG_HELP)]
+    Mcp,
     /// Make the store match a manifest of secrets, principals and teams (plan first)
     #[command(long_about = reports::APPLY_LONG_HELP)]
     Apply(ApplyArgs),

@@ -22,6 +22,23 @@ pub const RUN_LONG_HELP: &str = "\
     128+N when it died of signal N, 127 when the command is not found. TRESOR_PASSPHRASE \
     is removed from the child's environment.";
 
+/// The long `--help` of `mcp`.
+pub const MCP_LONG_HELP: &str = "\
+    Serve the Model Context Protocol on stdin and stdout, for AI coding agents. Register \
+    the command `tresor` with the argument `mcp` in the agent's MCP settings.\n\n\
+    Tools: list_secrets (metadata, filtered by scope, type, integration and name text), \
+    check_secrets (which required names are present or missing) and run_with_secrets (a \
+    command, as an argument list, run with named secrets in its environment as `run \
+    --secret` would inject them; returns its exit code and its stdout and stderr, every \
+    injected value replaced with ***, each stream capped at 1 MiB by default, the command \
+    killed after a timeout, 60 s by default, at most 600 s). No tool returns a value; a \
+    value shorter than 4 bytes, which masking cannot hide, is not injected.\n\n\
+    Each call goes to the daemon when one answers on the socket, as this process's user or \
+    the agent whose token is in TRESOR_TOKEN, else to the file (as its owner, unlocked with \
+    the usual sources for each call). The server runs as the tresor-mcp executable when one \
+    is installed beside tresor, so the audit records of its reads name tresor-mcp as their \
+    executable.";
+
 /// The long `--help` of `inject`.
 pub const INJECT_LONG_HELP: &str = "\
     Render a template: every {{ tresor://[scope/]name[#field] }} (spaces inside \
