@@ -1,6 +1,6 @@
 //! `tresor mcp` speaks MCP on stdio: raw JSON-RPC lines in, the three tools out. (The full
 //! behaviour, against a real daemon and through the official Python SDK, is tested in
-//! tests/mcp/test_mcp.py, run by scripts/test-mcp.sh.)
+//! tests/mcp/test_mcp.py, run by scripts/test.sh.)
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Write};

@@ -36,10 +36,12 @@ use rmcp::{ErrorData, ServerHandler, ServiceExt, tool, tool_handler, tool_router
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::backend::{Backend, Direct};
+use super::backend::Backend;
 use super::mask::maskable;
-use super::{Ctx, daemon_ctl, run, secrets, unlock};
+use super::{Ctx, daemon_ctl, run, secrets};
 use crate::error::{Error, Result};
+use crate::ops::{Api, Local};
+use crate::protocol::EnvItem;
 use crate::protocol::EnvSpec;
 use crate::store::UnlockSecret;
 use crate::types::{Actor, CheckResult, ListFilter, SecretBytes, SecretMeta};
@@ -120,31 +122,31 @@ struct Access {
 }
 
 impl Access {
-    fn open(&self) -> Result<Box<dyn Backend>> {
+    fn open(&self) -> Result<Backend> {
         if !self.ctx.global().direct
-            && let Some(remote) = daemon_ctl::connect(&self.ctx)?
+            && let Some(client) = daemon_ctl::connect(&self.ctx)?
         {
-            return Ok(remote);
+            return Ok(Backend::Daemon(client));
         }
         let locked = self.ctx.open_locked()?;
         let mut cached = self.unlock.lock().unwrap_or_else(PoisonError::into_inner);
         let secret = match cached.take() {
             Some(s) => s,
-            None => unlock::unlock_secret(self.ctx.global(), locked.path())?,
+            None => crate::unlock::unlock_secret(&self.ctx.global().unlock, locked.path())?,
         };
         let actor = Actor::direct_owner();
         let store = locked.unlock(&secret, &actor)?;
         *cached = Some(secret);
-        Ok(Box::new(Direct { store, actor }))
+        Ok(Backend::Local(Local { store, actor }))
     }
 
     async fn with<T, F>(self: &Arc<Self>, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&dyn Backend) -> Result<T> + Send + 'static,
+        F: FnOnce(&Backend) -> Result<T> + Send + 'static,
     {
         let this = Arc::clone(self);
-        tokio::task::spawn_blocking(move || f(this.open()?.as_ref()))
+        tokio::task::spawn_blocking(move || f(&this.open()?))
             .await
             .map_err(|e| Error::internal("the store call did not finish", e))?
     }
@@ -158,7 +160,8 @@ impl Access {
     }
 
     async fn env(self: &Arc<Self>, specs: Vec<EnvSpec>) -> Result<BTreeMap<String, SecretBytes>> {
-        self.with(move |b| b.env(&specs)).await
+        let items: Vec<EnvItem> = specs.into_iter().map(EnvItem::Full).collect();
+        self.with(move |b| b.env(&items)).await
     }
 }
 

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Every test of the project on a fresh machine: the Rust suite (`cargo test`), then the Python
+# client and the MCP server against real daemons (pytest, in a venv under target/pyenv that
+# this script makes and reuses). Installs what it needs; run it from anywhere.
+#
+#   bash scripts/test.sh            # everything
+#   SKIP_CARGO_TEST=1 bash scripts/test.sh   # only the Python side (binaries must be built)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -z "${SKIP_CARGO_TEST:-}" ]; then
+    cargo test --locked
+fi
+# The Python tests start the debug binaries.
+cargo build --locked --bins
+export TRESOR_BIN_DIR="${TRESOR_BIN_DIR:-$PWD/target/debug}"
+
+PYTHON="${PYTHON:-python3}"
+VENV=target/pyenv
+if [ ! -x "$VENV/bin/python" ]; then
+    mkdir -p target
+    if ! "$PYTHON" -m venv "$VENV"; then
+        # Debian's python3 has no ensurepip without python3-venv.
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+            rm -rf "$VENV"
+            (apt-get update -qq && apt-get install -y -qq python3-venv) >/dev/null
+            "$PYTHON" -m venv "$VENV"
+        else
+            echo "error: '$PYTHON -m venv' failed (install python3-venv)" >&2
+            exit 1
+        fi
+    fi
+fi
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -r scripts/requirements-test.txt ./clients/python
+# Build artefacts of the install must not land in the source tree.
+rm -rf clients/python/build clients/python/*.egg-info
+"$VENV/bin/python" -m pytest -q clients/python/tests tests/mcp
