@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use redb::{ReadableDatabase, ReadableTableMetadata, TableDefinition};
-use tresor::crypto::kdf::{self, KdfParams};
+use tresor::KdfParams;
+use tresor::testing::derive;
 use tresor::{Actor, KdfChoice, Passphrase, SecretBytes, SetRequest, Store, UnlockSecret};
 
 const PASS: &str = "bench passphrase";
@@ -222,13 +223,7 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("kdf");
     g.sample_size(10);
     g.bench_function("argon2id_m64MiB_t3_p1", |b| {
-        b.iter(|| {
-            black_box(kdf::derive(
-                b"passphrase",
-                b"0123456789abcdef",
-                &KdfParams::MIN,
-            ))
-        });
+        b.iter(|| black_box(derive(b"passphrase", b"0123456789abcdef", &KdfParams::MIN)));
     });
     g.finish();
 

@@ -48,30 +48,47 @@
 pub mod cli;
 #[cfg(feature = "client")]
 pub mod client;
-pub mod crypto;
+mod crypto;
 #[cfg(feature = "daemon")]
 pub mod daemon;
-pub mod error;
-pub mod format;
+mod error;
+mod format;
 #[cfg(feature = "protocol")]
 pub mod ops;
 pub mod paths;
-pub mod policy;
+mod policy;
 #[cfg(feature = "protocol")]
 pub mod protocol;
-pub mod store;
-pub mod sys;
-pub mod types;
+mod store;
+// Host facilities the front ends use (file modes, hardening, user names); the core alone
+// needs only some of them.
+#[cfg_attr(not(any(feature = "cli", feature = "daemon")), allow(dead_code))]
+mod sys;
+mod types;
 #[cfg(any(feature = "cli", feature = "daemon"))]
 pub mod unlock;
 
 #[cfg(feature = "client")]
 pub use client::{AsyncClient, Client};
+pub use crypto::kdf::KdfParams;
 pub use error::{Error, ErrorCode, Result};
 #[cfg(feature = "protocol")]
 pub use ops::{Api, Local};
 pub use store::{
-    CreateOptions, KdfChoice, KeyslotInfo, LockedStore, NewKeyslot, PeerAdmission, Store,
-    UnlockSecret,
+    CreateOptions, KdfChoice, KeyslotInfo, LockedStore, NewKeyslot, PeerAdmission, ReadRequest,
+    Store, UnlockSecret,
 };
 pub use types::*;
+
+/// Internals for the project's own tests, benchmarks and fuzz targets (feature `test-util`):
+/// byte layouts, keys and KDF parameters. Not part of the API.
+#[cfg(feature = "test-util")]
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::crypto::Key;
+    pub use crate::crypto::kdf::{INSECURE, derive};
+    pub use crate::format::{
+        Envelope, HEADER_LEN, Header, KeyslotRecord, SLOT_LEN, TableId, decode_payload,
+    };
+    pub use crate::sys::{group_id, user_id};
+}

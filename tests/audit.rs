@@ -6,7 +6,7 @@
 mod common;
 
 use common::{Table, TestStore, edit, get, owner, put, read, rows, value};
-use tresor::store::ReadRequest;
+use tresor::ReadRequest;
 use tresor::{
     Action, Actor, AuditQuery, AuditRecord, Channel, Error, Grant, Outcome, PrincipalSpec, Role,
     Scope, Store,

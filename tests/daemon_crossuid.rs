@@ -45,7 +45,7 @@ fn helper() {
 fn ensure_user(name: &str) -> (u32, u32) {
     let ok = |c: &mut Command| c.status().is_ok_and(|s| s.success());
     ok(Command::new("groupadd").args(["-f", GROUP]));
-    if tresor::sys::user_id(name).is_none() {
+    if tresor::testing::user_id(name).is_none() {
         ok(Command::new("useradd").args([
             "-M",
             "-N",
@@ -57,8 +57,8 @@ fn ensure_user(name: &str) -> (u32, u32) {
         ]));
     }
     (
-        tresor::sys::user_id(name).unwrap(),
-        tresor::sys::group_id(GROUP).unwrap(),
+        tresor::testing::user_id(name).unwrap(),
+        tresor::testing::group_id(GROUP).unwrap(),
     )
 }
 

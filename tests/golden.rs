@@ -72,7 +72,7 @@ fn golden_v1_header_and_keyslots() {
     let slots = locked.keyslots().unwrap();
     let kinds: Vec<_> = slots.iter().map(|s| (s.id, s.kind)).collect();
     assert_eq!(kinds, vec![(0, "passphrase"), (1, "keyfile")]);
-    assert_eq!(slots[0].kdf, Some(tresor::crypto::kdf::INSECURE));
+    assert_eq!(slots[0].kdf, Some(tresor::testing::INSECURE));
     assert!(locked.is_insecure());
 }
 

@@ -10,7 +10,7 @@
 #![allow(clippy::unwrap_used)]
 
 use redb::ReadableTable;
-use tresor::crypto::kdf::KdfParams;
+use tresor::KdfParams;
 use tresor::{Actor, Error, KdfChoice, NewKeyslot, Passphrase, Store, UnlockSecret};
 
 /// The floor's parameters with the smallest memory the check allows: a real (secure) store.

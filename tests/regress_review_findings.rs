@@ -15,7 +15,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{Table, TestStore, edit, owner, rows, value};
-use tresor::store::ReadRequest;
+use tresor::ReadRequest;
 use tresor::{Action, Actor, AuditQuery, Channel, Error, Grant, Outcome, PrincipalSpec, Role};
 
 fn agent(name: &str, uid: Option<u32>, gid: Option<u32>) -> PrincipalSpec {

@@ -7,9 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{Table, TestStore, owner, read, rows, value};
-use tresor::{
-    Error, Scope, SecretBytes, SecretType, SetRequest, Store, VersionInfo, store::ReadRequest,
-};
+use tresor::{Error, ReadRequest, Scope, SecretBytes, SecretType, SetRequest, Store, VersionInfo};
 
 fn versions(store: &Store, name: &str) -> Vec<u64> {
     store

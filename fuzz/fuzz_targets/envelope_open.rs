@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tresor::crypto::Key;
-use tresor::format::{Envelope, TableId, decode_payload};
+use tresor::testing::Key;
+use tresor::testing::{Envelope, TableId, decode_payload};
 
 const TABLES: [TableId; 5] = [
     TableId::Secrets,

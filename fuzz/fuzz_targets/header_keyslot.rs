@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tresor::format::{HEADER_LEN, Header, KeyslotRecord, SLOT_LEN};
+use tresor::testing::{HEADER_LEN, Header, KeyslotRecord, SLOT_LEN};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(h) = Header::decode(data) {
@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(strict.is_err() || lax.is_ok());
         }
         // An arbitrary slot never unwraps under a key the fuzzer cannot know.
-        let kek = tresor::crypto::Key::from_bytes([0x42; 32]);
+        let kek = tresor::testing::Key::from_bytes([0x42; 32]);
         assert!(
             slot.unwrap_key(&kek, &data[..data.len().min(28)], id)
                 .is_none()

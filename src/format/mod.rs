@@ -9,7 +9,9 @@
 
 mod keyslot;
 
-pub use keyslot::{KeyslotKind, KeyslotRecord, SLOT_LEN};
+#[cfg(feature = "test-util")]
+pub use keyslot::SLOT_LEN;
+pub use keyslot::{KeyslotKind, KeyslotRecord};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -1,5 +1,5 @@
 //! The daemon's session endpoints: served by `tresord` itself (they change or describe the
-//! daemon's state, not the store), so they are [`Endpoint`]s without an
+//! daemon's state, not the store), so they are [`Endpoint`](super::Endpoint)s without an
 //! [`Operation::apply`](super::Operation::apply).
 
 use serde::{Deserialize, Serialize};
