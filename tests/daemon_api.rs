@@ -515,3 +515,16 @@ fn raw_slash_in_a_name_says_to_encode_it() {
     assert_eq!(status_of(&answer), 200, "{answer}");
     assert!(d.client().show("db/main", None).is_ok());
 }
+
+/// A POST without a body is an empty object (`curl -X POST …/v1/audit/verify`, as the README
+/// shows); one that needs a field names it.
+#[test]
+fn a_post_without_a_body_is_an_empty_object() {
+    let d = TestDaemon::start(|s| put(s, "k", "v"));
+    let answer = raw(&d.socket, &request("POST", "/v1/audit/verify", b""));
+    assert_eq!(status_of(&answer), 200, "{answer}");
+    assert!(answer.contains("\"ok\":true"), "{answer}");
+    let answer = raw(&d.socket, &request("POST", "/v1/check", b""));
+    assert_eq!(status_of(&answer), 400, "{answer}");
+    assert!(answer.contains("required"), "{answer}");
+}

@@ -217,15 +217,21 @@ fn kill_9_during_a_write_storm_loses_no_acknowledged_write() {
 fn logs_to_a_pipe_have_no_colour_codes() {
     let p = paths();
     let pass = p.pass.to_str().unwrap().to_owned();
-    let mut child = tresord(&p, &["--init", "--insecure-kdf", "--passphrase-file", &pass])
-        .env("TRESOR_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = tresord(
+        &p,
+        &["--init", "--insecure-kdf", "--passphrase-file", &pass],
+    )
+    .env("TRESOR_LOG", "info")
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     wait_for_socket(&p.socket, &mut child);
     sigterm(&child);
     let out = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("tresord serving"), "{log}");
-    assert!(!log.contains('\u{1b}'), "colour codes in a piped log: {log:?}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a piped log: {log:?}"
+    );
 }
