@@ -22,14 +22,5 @@ fn main() -> ExitCode {
         eprintln!("error: tresor-mcp serves MCP only: tresor-mcp [GLOBAL OPTIONS] [mcp]");
         return ExitCode::from(2);
     }
-    match tresor::cli::run(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e}");
-            if let Some(hint) = e.hint() {
-                eprintln!("hint: {hint}");
-            }
-            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
-        }
-    }
+    tresor::cli::main_with(cli)
 }

@@ -62,6 +62,21 @@ use crate::error::Result;
 use crate::store::{LockedStore, Store};
 use crate::types::Actor;
 
+/// The whole of a `tresor` binary after parsing: runs `cli`, prints an error and its hint on
+/// stderr, and returns the exit code of SPEC §7.
+pub fn main_with(cli: Cli) -> ExitCode {
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            if let Some(hint) = e.hint() {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+        }
+    }
+}
+
 /// Runs one parsed command line; the exit code is 0 but for `run`, which passes its child's on.
 ///
 /// # Errors
