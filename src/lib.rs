@@ -53,6 +53,9 @@ pub mod crypto;
 pub mod daemon;
 pub mod error;
 pub mod format;
+#[cfg(feature = "test-util")]
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "protocol")]
 pub mod ops;
 pub mod paths;

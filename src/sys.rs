@@ -146,17 +146,19 @@ pub fn harden_process() {
     }
 }
 
-/// Locks the process's memory (current and future pages) so that key material is never
-/// swapped out. Only when the memlock limit allows it (unlimited, or running as root): a
-/// process over its limit would fail allocations later. Returns whether memory is locked.
+/// Locks the process's memory (current and future pages) so that nothing is ever swapped out.
+/// Only when the memlock limit allows it (unlimited, or running as root): a process over its
+/// limit would fail allocations later. Key pages are locked on their own in any case
+/// ([`crate::crypto::Locked`]). Returns whether the whole process is locked.
 pub fn lock_memory() -> bool {
     use rustix::mm::{MlockAllFlags, mlockall};
     use rustix::process::{Resource, getrlimit};
     let unlimited = getrlimit(Resource::Memlock).current.is_none();
     let root = rustix::process::geteuid().is_root();
     if !(unlimited || root) {
-        tracing::warn!(
-            "key material is not mlocked: RLIMIT_MEMLOCK is limited (set LimitMEMLOCK=infinity)"
+        tracing::info!(
+            "RLIMIT_MEMLOCK is limited: locking only the key pages, not the whole process \
+             (LimitMEMLOCK=infinity locks decrypted values too)"
         );
         return false;
     }

@@ -77,9 +77,9 @@ pub struct Store {
     db: Arc<Database>,
     header: Header,
     path: PathBuf,
-    keys: SubKeys,
+    keys: crate::crypto::Locked<SubKeys>,
     /// The slot used to unlock and its key-encryption key, kept so that `rekey` can re-wrap it.
-    unlocked_slot: RwLock<(u32, Key)>,
+    unlocked_slot: RwLock<(u32, crate::crypto::Locked<Key>)>,
     principals: RwLock<principals::Cache>,
     /// Serializes principal changes (read, write, commit, cache reload).
     principal_writes: std::sync::Mutex<()>,
@@ -226,7 +226,7 @@ impl Store {
             header,
             path: path.to_owned(),
             keys: SubKeys::derive(&dk),
-            unlocked_slot: RwLock::new((0, kek)),
+            unlocked_slot: RwLock::new((0, crate::crypto::Locked::new(kek))),
             principals: RwLock::new(principals::Cache::default()),
             principal_writes: std::sync::Mutex::new(()),
         };
@@ -436,7 +436,7 @@ impl LockedStore {
             header: self.header,
             path: self.path.clone(),
             keys: SubKeys::derive(&dk),
-            unlocked_slot: RwLock::new((id, kek)),
+            unlocked_slot: RwLock::new((id, crate::crypto::Locked::new(kek))),
             principals: RwLock::new(principals::Cache::default()),
             principal_writes: std::sync::Mutex::new(()),
         };
