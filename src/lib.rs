@@ -53,6 +53,9 @@ mod crypto;
 pub mod daemon;
 mod error;
 mod format;
+#[cfg(feature = "test-util")]
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "protocol")]
 pub mod ops;
 pub mod paths;

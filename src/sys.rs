@@ -33,15 +33,59 @@ pub fn group_id(name: &str) -> Option<u32> {
     })
 }
 
-/// Refuses a file that group or others may write (SPEC §4.6).
+/// Refuses to open a store file that someone other than the caller could have replaced or
+/// changed (SPEC §4.6): a symbolic link, a file another uid owns, a file group or others may
+/// write, or a file in a directory others may write without the sticky bit.
 ///
 /// # Errors
-/// `PermissionDenied` naming the mode and the `chmod` that fixes it.
-pub fn check_not_writable_by_others(path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)?.permissions().mode();
-    if mode & 0o022 != 0 {
-        return Err(mode_refused(path, mode, "write"));
+/// `PermissionDenied` naming the path, what is wrong and the command that fixes it.
+pub fn check_store_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.file_type().is_symlink() {
+        let target =
+            std::fs::read_link(path).map_or_else(|_| "?".into(), |t| t.display().to_string());
+        return Err(Error::denied(format!(
+            "{} is a symbolic link (to {target}); a store is opened only by its real path, so              that nobody can point it elsewhere: use --store {target} (or TRESOR_STORE)",
+            path.display()
+        )));
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(Error::denied(format!(
+            "{} is owned by uid {}{}, not by you (uid {me}); a store must belong to the user              that opens it: run as that user, or take it over with `chown {me} {}`",
+            path.display(),
+            meta.uid(),
+            user_name(meta.uid()).map_or_else(String::new, |n| format!(" ({n})")),
+            path.display()
+        )));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(mode_refused(path, meta.mode(), "write"));
+    }
+    check_store_dir(path)
+}
+
+/// Refuses a store path whose directory others may write without the sticky bit: anyone could
+/// then replace the store with a file of their own (SPEC §4.6).
+///
+/// # Errors
+/// `PermissionDenied` naming the directory, its mode and the `chmod` that fixes it.
+pub fn check_store_dir(path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mode = std::fs::metadata(dir)?.mode();
+    if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+        return Err(Error::denied(format!(
+            "{} sits in {}, which has mode {:o} and lets others replace files in it; fix it              with `chmod o-w {}` or move the store to a private directory",
+            path.display(),
+            dir.display(),
+            mode & 0o7777,
+            dir.display()
+        )));
     }
     Ok(())
 }
@@ -89,17 +133,19 @@ pub fn harden_process() {
     }
 }
 
-/// Locks the process's memory (current and future pages) so that key material is never
-/// swapped out. Only when the memlock limit allows it (unlimited, or running as root): a
-/// process over its limit would fail allocations later. Returns whether memory is locked.
+/// Locks the process's memory (current and future pages) so that nothing is ever swapped out.
+/// Only when the memlock limit allows it (unlimited, or running as root): a process over its
+/// limit would fail allocations later. Key pages are locked on their own in any case
+/// ([`crate::crypto::Locked`]). Returns whether the whole process is locked.
 pub fn lock_memory() -> bool {
     use rustix::mm::{MlockAllFlags, mlockall};
     use rustix::process::{Resource, getrlimit};
     let unlimited = getrlimit(Resource::Memlock).current.is_none();
     let root = rustix::process::geteuid().is_root();
     if !(unlimited || root) {
-        tracing::warn!(
-            "key material is not mlocked: RLIMIT_MEMLOCK is limited (set LimitMEMLOCK=infinity)"
+        tracing::info!(
+            "RLIMIT_MEMLOCK is limited: locking only the key pages, not the whole process \
+             (LimitMEMLOCK=infinity locks decrypted values too)"
         );
         return false;
     }

@@ -107,3 +107,92 @@ fn a_store_open_elsewhere_is_a_conflict() {
     let err = Store::open(&t.path).map(|_| ()).unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }), "{err}");
 }
+
+/// The `PermissionDenied` message of opening `path`, checked to name `path` and `fix`.
+fn refused(path: &std::path::Path, what: &str, fix: &str) -> String {
+    let err = Store::open(path).map(|_| ()).unwrap_err();
+    assert!(matches!(err, Error::PermissionDenied { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&path.display().to_string()),
+        "names the path: {msg}"
+    );
+    assert!(msg.contains(what), "says what is wrong ({what}): {msg}");
+    assert!(msg.contains(fix), "names the fix ({fix}): {msg}");
+    msg
+}
+
+#[test]
+fn a_symlinked_store_is_refused() {
+    let (t, store) = TestStore::create();
+    drop(store);
+    let link = t.dir.path().join("link.tresor");
+    std::os::unix::fs::symlink(&t.path, &link).unwrap();
+    refused(
+        &link,
+        "symbolic link",
+        &format!("--store {}", t.path.display()),
+    );
+    // The real path still opens.
+    t.unlock();
+}
+
+#[test]
+fn a_store_in_a_directory_others_may_write_is_refused_unless_sticky() {
+    let (t, store) = TestStore::create();
+    drop(store);
+    let dir = t.dir.path();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    refused(&t.path, "777", &format!("chmod o-w {}", dir.display()));
+    // Creating a store there is refused the same way.
+    let other = dir.join("other.tresor");
+    let err = Store::create(&other, &pass(), &KdfChoice::Insecure, &owner())
+        .map(|_| ())
+        .unwrap_err();
+    assert!(matches!(err, Error::PermissionDenied { .. }), "{err}");
+    assert!(!other.exists());
+    // With the sticky bit (as /tmp has) nobody can replace another's file: accepted.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    t.unlock();
+    // Group-writable (a user-private group) is not "others": accepted.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o770)).unwrap();
+    t.unlock();
+}
+
+#[test]
+fn a_store_owned_by_another_uid_is_refused() {
+    if !rustix::process::geteuid().is_root() {
+        println!("skipped: changing a file's owner needs root");
+        return;
+    }
+    let (t, store) = TestStore::create();
+    drop(store);
+    // 65534 is `nobody` on Linux; no account needs to exist for the check.
+    std::os::unix::fs::chown(&t.path, Some(65534), None).unwrap();
+    refused(&t.path, "owned by uid 65534", "chown 0");
+    std::os::unix::fs::chown(&t.path, Some(0), None).unwrap();
+    t.unlock();
+}
+
+#[test]
+fn a_passphrase_file_others_may_read_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pass");
+    std::fs::write(&file, common::PASS).unwrap();
+    for mode in [0o644, 0o604, 0o640] {
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+        let err = tresor::unlock::read_private_file(&file, "passphrase-file")
+            .map(|_| ())
+            .unwrap_err();
+        assert!(matches!(err, Error::PermissionDenied { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("{mode:o}")) && msg.contains("read"),
+            "{msg}"
+        );
+        assert!(msg.contains("chmod 600"), "{msg}");
+        assert!(!msg.contains(common::PASS), "never the passphrase: {msg}");
+    }
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(tresor::unlock::read_private_file(&file, "passphrase-file").is_ok());
+}

@@ -63,6 +63,11 @@ fn read_requirements(path: &Path) -> Result<Vec<Reference>> {
     let text = raw
         .as_str()
         .ok_or_else(|| Error::invalid(&source, "a requirements file is UTF-8 text"))?;
+    parse_requirements(&source, text)
+}
+
+/// Parses the text of a requirements file; `source` names it in errors.
+pub(crate) fn parse_requirements(source: &str, text: &str) -> Result<Vec<Reference>> {
     let at = |offset: usize, why: String| {
         Error::invalid(format!("{source} line {}", line_of(text, offset)), why)
     };
@@ -97,7 +102,7 @@ fn read_requirements(path: &Path) -> Result<Vec<Reference>> {
     }
     if out.is_empty() {
         return Err(Error::invalid(
-            &source,
+            source,
             "no requirements: give `required = [...]` or [[secret]] tables",
         ));
     }

@@ -18,7 +18,7 @@ use crate::unlock::read_secret_input;
 
 /// A template cut into literal text and references.
 #[derive(Debug, PartialEq, Eq)]
-enum Piece {
+pub(crate) enum Piece {
     Text(Range<usize>),
     /// A reference and the line it is on.
     Ref(Reference, usize),
@@ -32,7 +32,7 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 }
 
 /// Cuts `t` into pieces. `source` names the template in errors.
-fn parse(source: &str, t: &[u8]) -> Result<Vec<Piece>> {
+pub(crate) fn parse(source: &str, t: &[u8]) -> Result<Vec<Piece>> {
     let mut pieces = Vec::new();
     let mut i = 0;
     let mut line = 1;

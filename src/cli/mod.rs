@@ -53,6 +53,16 @@ use std::process::ExitCode;
 use clap::CommandFactory;
 
 pub use args::Cli;
+
+/// The file parsers, for [`crate::fuzzing`].
+#[cfg(feature = "test-util")]
+pub(crate) mod parsers {
+    pub(crate) use super::apply::manifest::parse as manifest;
+    pub(crate) use super::check::parse_requirements as requirements;
+    pub(crate) use super::dotenv::{parse as dotenv, valid_key};
+    pub(crate) use super::inject::parse as template;
+    pub(crate) use super::report::parse_integrations as integrations;
+}
 use args::{Command, GlobalArgs};
 use backend::Backend;
 

@@ -279,6 +279,14 @@ fn read_integrations(path: &Path) -> Result<Vec<(String, Vec<Reference>)>> {
     let text = raw
         .as_str()
         .ok_or_else(|| Error::invalid(&source, "an integrations file is UTF-8 text"))?;
+    parse_integrations(&source, text)
+}
+
+/// Parses the text of an integrations file; `source` names it in errors.
+pub(crate) fn parse_integrations(
+    source: &str,
+    text: &str,
+) -> Result<Vec<(String, Vec<Reference>)>> {
     let at = |offset: usize, why: String| {
         Error::invalid(format!("{source} line {}", line_of(text, offset)), why)
     };
@@ -287,7 +295,7 @@ fn read_integrations(path: &Path) -> Result<Vec<(String, Vec<Reference>)>> {
         at(offset, e.message().trim().to_owned())
     })?;
     if file.integration.is_empty() {
-        return Err(Error::invalid(&source, "no [[integration]] tables"));
+        return Err(Error::invalid(source, "no [[integration]] tables"));
     }
     file.integration
         .into_iter()

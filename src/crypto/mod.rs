@@ -8,6 +8,9 @@
 //!   are stretched with BLAKE3 `derive_key` alone.
 
 pub mod kdf;
+mod locked;
+
+pub use locked::Locked;
 
 use std::fmt;
 
@@ -89,7 +92,7 @@ impl fmt::Debug for Key {
 }
 
 /// The subkeys derived from the data key. Built once at unlock.
-#[derive(Debug)]
+#[derive(Debug, Zeroize)]
 pub struct SubKeys {
     /// Seals every record.
     pub seal: Key,
@@ -102,14 +105,14 @@ pub struct SubKeys {
 }
 
 impl SubKeys {
-    /// Derives all subkeys from the data key.
-    pub fn derive(dk: &Key) -> Self {
-        Self {
+    /// Derives all subkeys from the data key, onto locked pages of their own.
+    pub fn derive(dk: &Key) -> Locked<Self> {
+        Locked::new(Self {
             seal: dk.derive("tresor 2026-11 record sealing v1"),
             name: dk.derive("tresor 2026-11 name index v1"),
             audit: dk.derive("tresor 2026-11 audit chain v1"),
             token: dk.derive("tresor 2026-11 token hash v1"),
-        }
+        })
     }
 }
 

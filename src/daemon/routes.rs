@@ -5,10 +5,12 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Request, State as AxState};
 use axum::http::{Method, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, on};
-use axum::{Json, Router};
+use zeroize::Zeroizing;
 
 use super::admin;
 use super::http::{ApiError, ApiResult, Body, Caller, Name, Params, blocking};
@@ -28,7 +30,7 @@ async fn operation<O: Operation>(
     AxState(state): AxState<Arc<State>>,
     caller: Caller,
     req: Request,
-) -> ApiResult<Json<O::Output>> {
+) -> ApiResult<Response> {
     let (mut parts, body) = req.into_parts();
     let name = if O::PATH.contains("{name}") {
         Some(Name::from_request_parts(&mut parts, &state).await?.0)
@@ -55,7 +57,55 @@ async fn operation<O: Operation>(
         })
     })
     .await?;
-    Ok(Json(out))
+    wiped_json(&out)
+}
+
+/// The body of a response, wiped when hyper has sent it and dropped it (SPEC §4.6).
+struct WipedBody(Zeroizing<Vec<u8>>);
+
+impl AsRef<[u8]> for WipedBody {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Counts the bytes a serialization would write.
+struct Count(usize);
+
+impl std::io::Write for Count {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0 += b.len();
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Answers `out` as JSON from a zeroizing buffer. Every operation's output goes this way (it
+/// costs one extra counting pass): values, environments and exports carry plaintext, and the
+/// buffer is sized exactly first, so that no growth leaves an unwiped copy behind in freed
+/// memory. `Bytes::from_owner` drops (and so wipes) the buffer once hyper has written it.
+fn wiped_json<T: serde::Serialize>(out: &T) -> ApiResult<Response> {
+    let failed = |e: serde_json::Error| {
+        ApiError(Error::Internal {
+            message: format!("cannot encode the response: {e}"),
+            source: None,
+        })
+    };
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, out).map_err(failed)?;
+    let mut buf = Zeroizing::new(Vec::with_capacity(count.0));
+    serde_json::to_writer(&mut *buf, out).map_err(failed)?;
+    let body = axum::body::Body::from(axum::body::Bytes::from_owner(WipedBody(buf)));
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 fn method_of<E: Endpoint>() -> axum::routing::MethodFilter {
@@ -83,7 +133,7 @@ macro_rules! register {
 operations!(register);
 
 /// Served to known peers while unlocked (while locked only status and unlock are).
-async fn openapi(caller: Caller) -> Result<impl axum::response::IntoResponse, ApiError> {
+async fn openapi(caller: Caller) -> Result<impl IntoResponse, ApiError> {
     caller.store()?;
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/json")],
@@ -114,8 +164,7 @@ async fn no_route(uri: Uri) -> ApiError {
     ApiError(Error::not_found("route", path.to_owned()))
 }
 
-async fn no_method(method: Method, uri: Uri) -> axum::response::Response {
-    use axum::response::IntoResponse;
+async fn no_method(method: Method, uri: Uri) -> Response {
     let mut resp = ApiError(Error::invalid(
         "method",
         format!("{method} is not allowed on {}", uri.path()),

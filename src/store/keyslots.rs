@@ -169,7 +169,8 @@ impl Store {
         )?;
         txn.commit()?;
         if id == used {
-            *self.unlocked_slot.write().map_err(|_| poisoned())? = (id, kek);
+            *self.unlocked_slot.write().map_err(|_| poisoned())? =
+                (id, crate::crypto::Locked::new(kek));
         }
         Ok(())
     }
@@ -188,7 +189,9 @@ impl Store {
         }
     }
 
-    pub(super) fn read_slot(&self) -> std::sync::RwLockReadGuard<'_, (u32, Key)> {
+    pub(super) fn read_slot(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, (u32, crate::crypto::Locked<Key>)> {
         self.unlocked_slot
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

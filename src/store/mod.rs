@@ -77,9 +77,9 @@ pub struct Store {
     db: Arc<Database>,
     header: Header,
     path: PathBuf,
-    keys: SubKeys,
+    keys: crate::crypto::Locked<SubKeys>,
     /// The slot used to unlock and its key-encryption key, kept so that `rekey` can re-wrap it.
-    unlocked_slot: RwLock<(u32, Key)>,
+    unlocked_slot: RwLock<(u32, crate::crypto::Locked<Key>)>,
     principals: RwLock<principals::Cache>,
     /// Serializes principal changes (read, write, commit, cache reload).
     principal_writes: std::sync::Mutex<()>,
@@ -159,6 +159,7 @@ impl Store {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
+        crate::sys::check_store_dir(path)?;
         match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -225,7 +226,7 @@ impl Store {
             header,
             path: path.to_owned(),
             keys: SubKeys::derive(&dk),
-            unlocked_slot: RwLock::new((0, kek)),
+            unlocked_slot: RwLock::new((0, crate::crypto::Locked::new(kek))),
             principals: RwLock::new(principals::Cache::default()),
             principal_writes: std::sync::Mutex::new(()),
         };
@@ -257,13 +258,14 @@ impl Store {
     /// Opens a store file, locked. Checks the file's mode, its redb structure and its header.
     ///
     /// # Errors
-    /// `NotFound` when absent; `PermissionDenied` when others may write it; `Integrity` when
-    /// damaged; `UnsupportedVersion` when newer.
+    /// `NotFound` when absent; `PermissionDenied` when it is a symlink, another uid owns it,
+    /// others may write it or its directory (SPEC §4.6); `Integrity` when damaged;
+    /// `UnsupportedVersion` when newer.
     pub fn open(path: &Path) -> Result<LockedStore> {
         if !path.exists() {
             return Err(Error::not_found("store", path.display().to_string()));
         }
-        crate::sys::check_not_writable_by_others(path)?;
+        crate::sys::check_store_file(path)?;
         let db = open_db(path)?;
         let header = {
             let txn = db.begin_read()?;
@@ -434,7 +436,7 @@ impl LockedStore {
             header: self.header,
             path: self.path.clone(),
             keys: SubKeys::derive(&dk),
-            unlocked_slot: RwLock::new((id, kek)),
+            unlocked_slot: RwLock::new((id, crate::crypto::Locked::new(kek))),
             principals: RwLock::new(principals::Cache::default()),
             principal_writes: std::sync::Mutex::new(()),
         };

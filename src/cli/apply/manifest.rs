@@ -172,7 +172,7 @@ pub fn read(path: &Path) -> Result<Manifest> {
     parse(text, source, path.parent().unwrap_or(Path::new(".")))
 }
 
-fn parse(text: &str, source: String, dir: &Path) -> Result<Manifest> {
+pub(crate) fn parse(text: &str, source: String, dir: &Path) -> Result<Manifest> {
     let loc = Located { source, text };
     let raw: RawManifest = toml::from_str(text).map_err(|e| {
         loc.err(

@@ -7,7 +7,7 @@
 //! plan      manifest vs store -> steps (create/update/unchanged/delete) and their operations
 //! ```
 
-mod manifest;
+pub(super) mod manifest;
 mod plan;
 
 use serde::Serialize;

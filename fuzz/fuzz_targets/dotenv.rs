@@ -1,0 +1,10 @@
+//! dotenv files (`tresor import`), including values that are `tresor://` references.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = tresor::fuzzing::dotenv(text);
+    }
+});

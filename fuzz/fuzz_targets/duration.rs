@@ -1,0 +1,10 @@
+//! Durations (`--idle-lock`, expiry options).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = tresor::fuzzing::duration(text);
+    }
+});

@@ -1,0 +1,10 @@
+//! `tresor.toml` manifests (`tresor apply`).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = tresor::fuzzing::manifest(text);
+    }
+});

@@ -1,0 +1,10 @@
+//! `tresor://` references (`ValueRef::parse`).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = tresor::fuzzing::value_ref(text);
+    }
+});
