@@ -112,7 +112,7 @@ impl Db {
 
     /// Begins a read transaction (reopening likewise).
     pub(crate) fn begin_read(&self) -> Result<ReadTransaction> {
-        self.with_db(|db| db.begin_read())
+        self.with_db(ReadableDatabase::begin_read)
     }
 
     /// Commits a write transaction; a disk failure marks the store degraded, a commit that
@@ -140,11 +140,10 @@ impl Db {
     ) -> Result<T> {
         let (generation, first) = {
             let g = self.current.read().unwrap_or_else(PoisonError::into_inner);
-            let first = g
-                .1
-                .as_ref()
-                .filter(|_| !self.latched.load(Ordering::Acquire))
-                .map(&begin);
+            let first =
+                g.1.as_ref()
+                    .filter(|_| !self.latched.load(Ordering::Acquire))
+                    .map(&begin);
             (g.0, first)
         };
         match first {

@@ -156,9 +156,7 @@ impl Store {
         let old_keys = std::mem::replace(&mut self.keys, new_keys);
         let entry = AuditEntry::new(actor, Action::Rekey, Outcome::Ok)
             .named(format!("removed slots {removed_slots:?}"));
-        if let Err(e) =
-            audit::append(self, &txn, &[entry]).and_then(|()| self.db.commit(txn))
-        {
+        if let Err(e) = audit::append(self, &txn, &[entry]).and_then(|()| self.db.commit(txn)) {
             self.keys = old_keys;
             return Err(e);
         }

@@ -38,9 +38,9 @@ use crate::format::{
     FLAG_INSECURE_KDF, FORMAT_VERSION, Header, KeyslotKind, KeyslotRecord, StagedAttempt,
 };
 use crate::types::{Action, Actor, AuditEntry, Outcome, Passphrase};
-pub use db::Degraded;
 #[cfg(feature = "test-util")]
 pub use db::BackendFactory;
+pub use db::Degraded;
 use db::{Db, Opener};
 pub use keys::{KdfChoice, KeyslotInfo, NewKeyslot, UnlockSecret};
 pub use peers::PeerAdmission;
@@ -191,7 +191,7 @@ impl Store {
                     Db::new(db, Opener::File(path.to_owned())),
                     path,
                     passphrase,
-            params,
+                    params,
                     matches!(kdf, KdfChoice::Insecure),
                     actor,
                 )

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use redb::{ReadableTable};
+use redb::ReadableTable;
 
 use super::audit;
 use super::records::{SecretRec, ValueRec, now_us, value_key};

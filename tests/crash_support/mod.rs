@@ -151,11 +151,11 @@ impl Disk {
             Call::Write => s.writes,
             Call::Sync => s.syncs,
         };
-        if let Some(f) = s.failure.filter(|f| f.call == call) {
-            if n == f.nth || (f.sticky && s.failing) {
-                s.failing = f.sticky;
-                return Err(io::Error::from_raw_os_error(f.errno));
-            }
+        if let Some(f) = s.failure.filter(|f| f.call == call)
+            && (n == f.nth || (f.sticky && s.failing))
+        {
+            s.failing = f.sticky;
+            return Err(io::Error::from_raw_os_error(f.errno));
         }
         Ok(())
     }
@@ -165,7 +165,8 @@ impl Crash {
     /// Every byte sequence a crash image can be made of: the durable image and each write in
     /// flight.
     pub fn chunks(&self) -> impl Iterator<Item = &[u8]> {
-        std::iter::once(self.durable.as_slice()).chain(self.pending.iter().map(|(_, d)| d.as_slice()))
+        std::iter::once(self.durable.as_slice())
+            .chain(self.pending.iter().map(|(_, d)| d.as_slice()))
     }
 
     /// The bytes left on the disk after the crash, for one fate of the in-flight writes.
@@ -250,7 +251,8 @@ impl StorageBackend for Disk {
             return Err(dead());
         }
         Disk::fails(&mut s, Call::Sync)?;
-        s.durable = s.live.clone();
+        let State { live, durable, .. } = &mut *s;
+        durable.clone_from(live);
         s.pending.clear();
         Ok(())
     }
