@@ -96,6 +96,14 @@ pub enum Error {
         /// The version this build reads and writes.
         supported: u16,
     },
+    /// The store's disk is full or failing (`unavailable`, 503; CLI exit 8): the write (or the
+    /// audit record a read needs) did not reach the file. Nothing was acknowledged; the same
+    /// request succeeds once the cause is gone.
+    #[error("unavailable: {reason}")]
+    Unavailable {
+        /// What failed, naming the OS error (`no space left on device`, ...).
+        reason: String,
+    },
     /// An I/O, database or other internal failure (`internal`, 500).
     #[error("internal: {message}")]
     Internal {
@@ -155,6 +163,8 @@ pub enum ErrorCode {
     Integrity,
     /// 500
     Internal,
+    /// 503
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -172,6 +182,7 @@ impl ErrorCode {
             Self::TooManyRequests => "too_many_requests",
             Self::Integrity => "integrity",
             Self::Internal => "internal",
+            Self::Unavailable => "unavailable",
         }
     }
 
@@ -189,6 +200,7 @@ impl ErrorCode {
             "too_many_requests" => Self::TooManyRequests,
             "integrity" => Self::Integrity,
             "internal" => Self::Internal,
+            "unavailable" => Self::Unavailable,
             _ => return None,
         })
     }
@@ -205,6 +217,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => 413,
             Self::TooManyRequests => 429,
             Self::Integrity | Self::Internal => 500,
+            Self::Unavailable => 503,
         }
     }
 }
@@ -230,11 +243,12 @@ impl Error {
             Self::TooManyRequests { .. } => ErrorCode::TooManyRequests,
             Self::Integrity { .. } => ErrorCode::Integrity,
             Self::UnsupportedVersion { .. } | Self::Internal { .. } => ErrorCode::Internal,
+            Self::Unavailable { .. } => ErrorCode::Unavailable,
         }
     }
 
     /// The CLI exit code (SPEC §7): 1 error, 3 not found, 4 permission denied, 5 locked or wrong
-    /// passphrase, 6 integrity, 7 conflict. (2, usage, is the argument parser's.)
+    /// passphrase, 6 integrity, 7 conflict, 8 unavailable. (2, usage, is the argument parser's.)
     pub fn exit_code(&self) -> i32 {
         match self {
             Self::NotFound { .. } => 3,
@@ -243,6 +257,7 @@ impl Error {
             Self::Integrity { .. } => 6,
             Self::Conflict { .. } | Self::Ambiguous { .. } => 7,
             Self::InvalidArgument { .. } => 2,
+            Self::Unavailable { .. } => 8,
             _ => 1,
         }
     }
@@ -260,6 +275,9 @@ impl Error {
                 "remove the references first, or pass --force"
             }
             Self::Ambiguous { .. } => "name the scope with --scope",
+            Self::Unavailable { .. } => {
+                "free space on the store's disk or fix the device; tresord recovers by itself"
+            }
             Self::NotFound { what: "store", .. } => "create one with `tresor init`",
             _ => return None,
         })
@@ -361,6 +379,9 @@ impl Error {
                 message: message.clone(),
                 source: None,
             },
+            Self::Unavailable { reason } => Self::Unavailable {
+                reason: reason.clone(),
+            },
         }
     }
 
@@ -399,6 +420,7 @@ impl Error {
                 message: m,
                 source: None,
             },
+            ErrorCode::Unavailable => Self::Unavailable { reason: m },
         }
     }
 }
@@ -415,10 +437,47 @@ macro_rules! internal_from {
 
 internal_from! {
     std::io::Error => "i/o error",
-    redb::TransactionError => "database transaction failed",
-    redb::CommitError => "database commit failed",
-    redb::TableError => "database table error",
-    redb::StorageError => "database storage error",
+}
+
+/// The OS error of a failed read or write of the store file, or redb's latch after one
+/// (`PreviousIo`): the disk, not the data. `None` for everything else.
+pub(crate) fn disk_failure(e: &redb::StorageError) -> Option<String> {
+    match e {
+        redb::StorageError::Io(io) if io.raw_os_error().is_some() => Some(format!(
+            "cannot write the store: {}",
+            io.to_string().to_lowercase()
+        )),
+        redb::StorageError::PreviousIo => Some(
+            "cannot write the store: an earlier i/o error left the database closed; \
+             it is reopened on the next request"
+                .into(),
+        ),
+        _ => None,
+    }
+}
+
+/// Converts a redb error carrying a [`redb::StorageError`] into `Unavailable` when the disk
+/// failed, else into `Internal` with `what`.
+macro_rules! storage_from {
+    ($($ty:ty => $what:literal, $storage:pat => $inner:ident),* $(,)?) => {$(
+        impl From<$ty> for Error {
+            fn from(e: $ty) -> Self {
+                if let $storage = &e
+                    && let Some(reason) = disk_failure($inner)
+                {
+                    return Self::Unavailable { reason };
+                }
+                Self::internal($what, e)
+            }
+        }
+    )*};
+}
+
+storage_from! {
+    redb::TransactionError => "database transaction failed", redb::TransactionError::Storage(s) => s,
+    redb::CommitError => "database commit failed", redb::CommitError::Storage(s) => s,
+    redb::TableError => "database table error", redb::TableError::Storage(s) => s,
+    redb::StorageError => "database storage error", s => s,
 }
 
 impl From<redb::DatabaseError> for Error {
@@ -428,6 +487,9 @@ impl From<redb::DatabaseError> for Error {
             redb::DatabaseError::Storage(redb::StorageError::Corrupted(_)) => {
                 Self::integrity("file", "database structure")
             }
+            redb::DatabaseError::Storage(s) if disk_failure(&s).is_some() => Self::Unavailable {
+                reason: disk_failure(&s).unwrap_or_default(),
+            },
             other => Self::internal("cannot open the database", other),
         }
     }

@@ -51,10 +51,13 @@ fn print_status(ctx: &Ctx, s: &Status) -> Result<()> {
             "daemon",
             format!("running on {}", ctx.socket_path().display()),
         ),
-        (
-            "store",
-            if s.locked { "locked" } else { "unlocked" }.to_owned(),
-        ),
+        ("store", {
+            let state = if s.locked { "locked" } else { "unlocked" };
+            match &s.degraded_reason {
+                Some(why) => format!("{state}, degraded: {why}"),
+                None => state.to_owned(),
+            }
+        }),
         ("since", ts(s.since)),
         ("store id", s.store_id.clone()),
         ("secrets", opt(s.secrets)),

@@ -16,6 +16,7 @@ use crate::types::Action;
 fn status_of(state: &State, caller: Option<&Caller>) -> Status {
     let store = state.cell.store().ok();
     let known = caller.filter(|c| c.store.is_some());
+    let degraded = state.cell.degraded();
     Status {
         locked: store.is_none(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -25,6 +26,8 @@ fn status_of(state: &State, caller: Option<&Caller>) -> Status {
         since: state.since(),
         principal: known.map(|c| c.actor.principal.clone()),
         role: known.and_then(|c| c.actor.role),
+        degraded: degraded.is_some(),
+        degraded_reason: degraded.map(|d| d.reason),
     }
 }
 

@@ -59,6 +59,15 @@ impl SessionCell {
         }
     }
 
+    /// `Some` while the store is degraded (its last write failed on the disk).
+    pub(crate) fn degraded(&self) -> Option<crate::store::Degraded> {
+        match &*self.read() {
+            Session::Locked(l) => l.degraded(),
+            Session::Unlocked(s) => s.degraded(),
+            Session::Busy => None,
+        }
+    }
+
     /// Drops whatever store is held (keys are wiped as the last reference goes).
     pub(crate) fn clear(&self) {
         *self.write() = Session::Busy;

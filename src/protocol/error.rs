@@ -87,7 +87,9 @@ impl ErrorBody {
                 b.what = Some((*what).to_owned());
                 b.name = Some(name.clone());
             }
-            Error::PermissionDenied { reason } | Error::Unauthenticated { reason } => {
+            Error::PermissionDenied { reason }
+            | Error::Unauthenticated { reason }
+            | Error::Unavailable { reason } => {
                 b.reason = Some(reason.clone());
             }
             Error::InvalidArgument { field, reason } => {
@@ -158,6 +160,7 @@ impl ErrorBody {
                 table: self.table.unwrap_or(self.message),
                 record: self.record.unwrap_or_default(),
             },
+            ErrorCode::Unavailable => Error::Unavailable { reason },
             other => Error::from_code(other, &self.message),
         }
     }

@@ -50,6 +50,13 @@ pub struct Status {
     pub principal: Option<String>,
     /// The caller's role, when the store is unlocked.
     pub role: Option<Role>,
+    /// Whether the store is degraded: its last write failed on the disk (full or failing), so
+    /// writes and value reads get `unavailable` (503) until a write reaches the disk again.
+    #[serde(default)]
+    pub degraded: bool,
+    /// Why, naming the OS error (`no space left on device`), while degraded.
+    #[serde(default)]
+    pub degraded_reason: Option<String>,
 }
 
 /// `POST /v1/unlock`.

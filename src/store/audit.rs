@@ -5,7 +5,7 @@
 //! records in one durable transaction) uses the same code and the same format as a single
 //! append.
 
-use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::records::{open_with, seal_with, ts};

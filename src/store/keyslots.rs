@@ -1,7 +1,7 @@
 //! Keyslots: listing, adding, removing, changing the passphrase, and unwrapping the data key
 //! again from the slot this session unlocked with.
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{ReadableTable, ReadableTableMetadata};
 
 use super::audit;
 use super::keys::{KdfChoice, KeyslotInfo, NewKeyslot, UnlockSecret, encode_recovery};
@@ -78,7 +78,7 @@ impl Store {
             &[AuditEntry::new(actor, Action::Keyslot, Outcome::Ok)
                 .named(format!("add {} {id}", kind.as_str()))],
         )?;
-        txn.commit()?;
+        self.db.commit(txn)?;
         Ok((id, shown))
     }
 
@@ -117,7 +117,7 @@ impl Store {
             &txn,
             &[AuditEntry::new(actor, Action::Keyslot, Outcome::Ok).named(format!("remove {id}"))],
         )?;
-        txn.commit()?;
+        self.db.commit(txn)?;
         Ok(())
     }
 
@@ -167,7 +167,7 @@ impl Store {
             &txn,
             &[AuditEntry::new(actor, Action::Passwd, Outcome::Ok).named(format!("slot {id}"))],
         )?;
-        txn.commit()?;
+        self.db.commit(txn)?;
         if id == used {
             *self.unlocked_slot.write().map_err(|_| poisoned())? =
                 (id, crate::crypto::Locked::new(kek));

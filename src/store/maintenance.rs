@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableTable, TableDefinition};
 
 use super::audit;
 use super::principals::PrincipalRec;
@@ -79,10 +79,12 @@ impl Store {
     /// # Errors
     /// `Conflict` when other handles to the database are alive; redb errors.
     pub fn compact(&mut self) -> Result<bool> {
-        let db = Arc::get_mut(&mut self.db).ok_or_else(|| Error::Conflict {
-            reason: "the store is in use".into(),
-            references: Vec::new(),
-        })?;
+        let db = Arc::get_mut(&mut self.db)
+            .and_then(super::db::Db::get_mut)
+            .ok_or_else(|| Error::Conflict {
+                reason: "the store is in use".into(),
+                references: Vec::new(),
+            })?;
         let txn = db.begin_write()?;
         repack(&txn, SECRETS, "secrets.repack")?;
         repack(&txn, VALUES, "values.repack")?;
@@ -154,9 +156,7 @@ impl Store {
         let old_keys = std::mem::replace(&mut self.keys, new_keys);
         let entry = AuditEntry::new(actor, Action::Rekey, Outcome::Ok)
             .named(format!("removed slots {removed_slots:?}"));
-        if let Err(e) =
-            audit::append(self, &txn, &[entry]).and_then(|()| txn.commit().map_err(Error::from))
-        {
+        if let Err(e) = audit::append(self, &txn, &[entry]).and_then(|()| self.db.commit(txn)) {
             self.keys = old_keys;
             return Err(e);
         }

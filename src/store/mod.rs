@@ -16,6 +16,7 @@
 //! in the clear, and a lookup is one point get.
 
 mod audit;
+mod db;
 mod keys;
 mod keyslots;
 mod maintenance;
@@ -28,7 +29,7 @@ mod secrets;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableTable, TableDefinition};
 
 use crate::crypto::kdf::KdfParams;
 use crate::crypto::{Key, SubKeys, fill_random};
@@ -37,6 +38,10 @@ use crate::format::{
     FLAG_INSECURE_KDF, FORMAT_VERSION, Header, KeyslotKind, KeyslotRecord, StagedAttempt,
 };
 use crate::types::{Action, Actor, AuditEntry, Outcome, Passphrase};
+#[cfg(feature = "test-util")]
+pub use db::BackendFactory;
+pub use db::Degraded;
+use db::{Db, Opener};
 pub use keys::{KdfChoice, KeyslotInfo, NewKeyslot, UnlockSecret};
 pub use peers::PeerAdmission;
 pub use read::ReadRequest;
@@ -66,7 +71,7 @@ pub struct CreateOptions {
 /// A store file that is open but not unlocked: it can list its keyslots, stage unlock attempts
 /// and be unlocked; nothing sealed can be read.
 pub struct LockedStore {
-    db: Arc<Database>,
+    db: Arc<Db>,
     header: Header,
     path: PathBuf,
 }
@@ -74,7 +79,7 @@ pub struct LockedStore {
 /// An unlocked store. Every method takes the [`Actor`] it acts for: policy is decided and
 /// audited here, so the daemon and the CLI share one enforcement point.
 pub struct Store {
-    db: Arc<Database>,
+    db: Arc<Db>,
     header: Header,
     path: PathBuf,
     keys: crate::crypto::Locked<SubKeys>,
@@ -178,29 +183,61 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         }
-        let result = Self::create_in(
-            path,
-            passphrase,
-            params,
-            matches!(kdf, KdfChoice::Insecure),
-            actor,
-        );
+        let result = Database::builder()
+            .set_cache_size(DEFAULT_CACHE_BYTES)
+            .create(path)
+            .map_err(Error::from)
+            .and_then(|db| {
+                Self::create_in(
+                    Db::new(db, Opener::File(path.to_owned())),
+                    path,
+                    passphrase,
+                    params,
+                    matches!(kdf, KdfChoice::Insecure),
+                    actor,
+                )
+            });
         if result.is_err() {
             let _ = std::fs::remove_file(path);
         }
         result
     }
 
+    /// Creates a new store on a storage backend (tests: fault injection); `make` is called
+    /// again to reopen the same bytes after an I/O failure. `label` stands in for the path.
+    ///
+    /// # Errors
+    /// As [`Store::create`].
+    #[cfg(feature = "test-util")]
+    pub fn create_with_backend(
+        make: BackendFactory,
+        label: &Path,
+        passphrase: &Passphrase,
+        kdf: &KdfChoice,
+        actor: &Actor,
+    ) -> Result<Self> {
+        let params = kdf.resolve()?;
+        let db = Database::builder()
+            .set_cache_size(DEFAULT_CACHE_BYTES)
+            .create_with_backend(db::BoxedBackend(make()))?;
+        Self::create_in(
+            Db::new(db, Opener::Backend(make)),
+            label,
+            passphrase,
+            params,
+            matches!(kdf, KdfChoice::Insecure),
+            actor,
+        )
+    }
+
     fn create_in(
+        db: Db,
         path: &Path,
         passphrase: &Passphrase,
         params: KdfParams,
         insecure: bool,
         actor: &Actor,
     ) -> Result<Self> {
-        let db = Database::builder()
-            .set_cache_size(DEFAULT_CACHE_BYTES)
-            .create(path)?;
         let mut store_id = [0u8; 16];
         fill_random(&mut store_id)?;
         let header = Header {
@@ -250,7 +287,7 @@ impl Store {
                 &[AuditEntry::new(actor, Action::Keyslot, Outcome::Ok).named("init")],
             )?;
         }
-        txn.commit()?;
+        store.db.commit(txn)?;
         store.reload_principals()?;
         Ok(store)
     }
@@ -266,7 +303,25 @@ impl Store {
             return Err(Error::not_found("store", path.display().to_string()));
         }
         crate::sys::check_store_file(path)?;
-        let db = open_db(path)?;
+        let db = Db::new(open_db(path)?, Opener::File(path.to_owned()));
+        Self::open_db(db, path)
+    }
+
+    /// Opens a store on a storage backend, locked (tests: fault injection and crash images);
+    /// `make` is called again to reopen the same bytes after an I/O failure.
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    #[cfg(feature = "test-util")]
+    pub fn open_with_backend(make: BackendFactory, label: &Path) -> Result<LockedStore> {
+        let db = Database::builder()
+            .set_cache_size(DEFAULT_CACHE_BYTES)
+            .set_check_integrity_on_open(true)
+            .create_with_backend(db::BoxedBackend(make()))?;
+        Self::open_db(Db::new(db, Opener::Backend(make)), label)
+    }
+
+    fn open_db(db: Db, path: &Path) -> Result<LockedStore> {
         let header = {
             let txn = db.begin_read()?;
             let meta = txn
@@ -316,12 +371,18 @@ impl Store {
     pub fn record(&self, entry: &AuditEntry) -> Result<()> {
         let txn = self.db.begin_write()?;
         audit::append(self, &txn, std::slice::from_ref(entry))?;
-        txn.commit()?;
+        self.db.commit(txn)?;
         Ok(())
+    }
+
+    /// `Some` while the store is degraded: its last write failed on the disk (full, failing).
+    /// The next write that reaches the disk clears it.
+    pub fn degraded(&self) -> Option<Degraded> {
+        self.db.degraded()
     }
 }
 
-fn list_keyslots(db: &Database) -> Result<Vec<KeyslotInfo>> {
+fn list_keyslots(db: &Db) -> Result<Vec<KeyslotInfo>> {
     let txn = db.begin_read()?;
     let slots = txn.open_table(KEYSLOTS)?;
     let mut out = Vec::new();
@@ -376,6 +437,11 @@ impl LockedStore {
         self.header.insecure_kdf()
             || list_keyslots(&self.db)
                 .is_ok_and(|s| s.iter().any(|k| k.kdf.is_some_and(|p| p.is_insecure())))
+    }
+
+    /// `Some` while the store is degraded (see [`Store::degraded`]).
+    pub fn degraded(&self) -> Option<Degraded> {
+        self.db.degraded()
     }
 
     /// The keyslots (readable without a key).
@@ -468,7 +534,7 @@ impl LockedStore {
             };
             t.insert(next, rec.encode().as_slice())?;
         }
-        txn.commit()?;
+        self.db.commit(txn)?;
         Ok(())
     }
 }
@@ -506,7 +572,7 @@ impl Store {
             AuditEntry::new(actor, Action::Unlock, Outcome::Ok).named(format!("slot {slot}")),
         );
         audit::append(self, &txn, &entries)?;
-        txn.commit()?;
+        self.db.commit(txn)?;
         Ok(())
     }
 }

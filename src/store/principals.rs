@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine;
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::audit;
@@ -187,7 +187,7 @@ impl Store {
             &txn,
             &[AuditEntry::new(actor, action, Outcome::Ok).named(name)],
         )?;
-        txn.commit()?;
+        self.db.commit(txn)?;
         self.reload_principals()?;
         Ok(next.map(|r| r.to_public()))
     }

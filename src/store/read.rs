@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 
 use super::audit;
 use super::records::{SecretRec, ValueRec, now_us, value_key};
@@ -162,7 +162,7 @@ impl Store {
             }
         }
         audit::append(self, &txn, &entries)?;
-        txn.commit()?;
+        self.db.commit(txn)?;
         Ok(())
     }
 

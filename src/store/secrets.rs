@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{ReadableTable, ReadableTableMetadata};
 
 use super::audit;
 use super::records::{SecretRec, ValueRec, VersionRec, now_us, value_key};
@@ -296,7 +296,7 @@ impl Store {
         let entries: Vec<AuditEntry> = entries.into_iter().map(|(_, e)| e).collect();
         let metas: Vec<SecretMeta> = metas.into_iter().map(|(_, m)| m).collect();
         audit::append(self, &txn, &entries)?;
-        txn.commit()?;
+        self.db.commit(txn)?;
         Ok(metas)
     }
 
@@ -344,7 +344,7 @@ impl Store {
                 Some(rec.version),
             )],
         )?;
-        txn.commit()?;
+        self.db.commit(txn)?;
         Ok(())
     }
 
@@ -419,7 +419,7 @@ impl Store {
                 ),
             ],
         )?;
-        txn.commit()?;
+        self.db.commit(txn)?;
         Ok(meta.to_meta())
     }
 

@@ -1,0 +1,256 @@
+//! The redb database behind a store, reopened after an I/O failure.
+//!
+//! redb latches the first failed read, write or sync of its file: every later transaction
+//! fails with `PreviousIo` until the `Database` is dropped and opened again (its recovery runs
+//! at open and rolls back to the last durable commit). A full disk would otherwise break the
+//! daemon until it was restarted. [`Db`] keeps the `Database` behind a lock, and when a
+//! transaction cannot begin because of that latch it closes the database and opens the same
+//! file (or backend) again, keeping everything else the store holds (keys, caches).
+//!
+//! Nothing acknowledged is lost by a reopen: an acknowledged write was durably committed, and
+//! a failed commit was never acknowledged. While the last write failed, the store reports
+//! itself [`Degraded`]; the next write that commits clears it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use redb::{Database, ReadTransaction, ReadableDatabase, StorageBackend, WriteTransaction};
+
+use crate::error::{Error, Result};
+
+/// Makes a fresh storage backend onto the same bytes (tests: a fault-injecting backend).
+pub type BackendFactory = std::sync::Arc<dyn Fn() -> Box<dyn StorageBackend> + Send + Sync>;
+
+/// How the database is (re)opened.
+pub(crate) enum Opener {
+    /// The store file.
+    File(std::path::PathBuf),
+    /// A storage backend made on demand (only tests make one: `test-util`).
+    #[cfg_attr(not(feature = "test-util"), allow(dead_code))]
+    Backend(BackendFactory),
+}
+
+/// Why the store is degraded: its last write failed on the disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Degraded {
+    /// The failure, naming the OS error.
+    pub reason: String,
+    /// When the first failure of this spell happened.
+    pub since: jiff::Timestamp,
+}
+
+/// The database, its opener and its health.
+pub(crate) struct Db {
+    /// The database and how many times it was opened (a reopen moves the count on, so that
+    /// threads that saw the same latched database reopen it once).
+    current: RwLock<(u64, Option<Database>)>,
+    opener: Opener,
+    degraded: Mutex<Option<Degraded>>,
+    /// Set when a commit failed on the disk: redb has latched the error, and read
+    /// transactions (which do not check the latch) must not be served from it either.
+    latched: AtomicBool,
+}
+
+impl Db {
+    pub(crate) fn new(db: Database, opener: Opener) -> Self {
+        Self {
+            current: RwLock::new((0, Some(db))),
+            opener,
+            degraded: Mutex::new(None),
+            latched: AtomicBool::new(false),
+        }
+    }
+
+    /// The database, for operations that need it exclusively (compaction).
+    pub(crate) fn get_mut(&mut self) -> Option<&mut Database> {
+        self.current
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1
+            .as_mut()
+    }
+
+    /// The current health: `Some` while the last write failed on the disk.
+    pub(crate) fn degraded(&self) -> Option<Degraded> {
+        self.degraded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_degraded(&self, reason: &str) {
+        let mut g = self.degraded.lock().unwrap_or_else(PoisonError::into_inner);
+        if g.is_none() {
+            tracing::error!(reason, "the store is degraded: a write failed on the disk");
+        }
+        let since = g.as_ref().map_or_else(crate::sys::now, |d| d.since);
+        *g = Some(Degraded {
+            reason: reason.to_owned(),
+            since,
+        });
+    }
+
+    fn clear_degraded(&self) {
+        let mut g = self.degraded.lock().unwrap_or_else(PoisonError::into_inner);
+        if g.take().is_some() {
+            tracing::info!("the store recovered: a write reached the disk again");
+        }
+    }
+
+    /// Notes an error seen by an operation: a disk failure marks the store degraded.
+    pub(crate) fn observe(&self, e: &Error) {
+        if let Error::Unavailable { reason } = e {
+            self.set_degraded(reason);
+        }
+    }
+
+    /// Begins a write transaction, reopening the database first when an earlier I/O error
+    /// closed it.
+    pub(crate) fn begin_write(&self) -> Result<WriteTransaction> {
+        self.with_db(Database::begin_write)
+    }
+
+    /// Begins a read transaction (reopening likewise).
+    pub(crate) fn begin_read(&self) -> Result<ReadTransaction> {
+        self.with_db(ReadableDatabase::begin_read)
+    }
+
+    /// Commits a write transaction; a disk failure marks the store degraded, a commit that
+    /// reaches the disk clears it.
+    pub(crate) fn commit(&self, txn: WriteTransaction) -> Result<()> {
+        match txn.commit() {
+            Ok(()) => {
+                self.clear_degraded();
+                Ok(())
+            }
+            Err(e) => {
+                let e = Error::from(e);
+                if matches!(e, Error::Unavailable { .. }) {
+                    self.latched.store(true, Ordering::Release);
+                }
+                self.observe(&e);
+                Err(e)
+            }
+        }
+    }
+
+    fn with_db<T>(
+        &self,
+        begin: impl Fn(&Database) -> std::result::Result<T, redb::TransactionError>,
+    ) -> Result<T> {
+        let (generation, first) = {
+            let g = self.current.read().unwrap_or_else(PoisonError::into_inner);
+            let first =
+                g.1.as_ref()
+                    .filter(|_| !self.latched.load(Ordering::Acquire))
+                    .map(&begin);
+            (g.0, first)
+        };
+        match first {
+            Some(Ok(t)) => return Ok(t),
+            Some(Err(redb::TransactionError::Storage(
+                redb::StorageError::PreviousIo | redb::StorageError::DatabaseClosed,
+            )))
+            | None => {}
+            Some(Err(e)) => {
+                let e = Error::from(e);
+                self.observe(&e);
+                return Err(e);
+            }
+        }
+        self.reopen(generation)?;
+        let g = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        let db = g.1.as_ref().ok_or_else(|| Error::Unavailable {
+            reason: "the store's database is closed after an i/o error".into(),
+        })?;
+        begin(db).map_err(|e| {
+            let e = Error::from(e);
+            self.observe(&e);
+            e
+        })
+    }
+
+    /// Closes the latched database and opens it again, unless another thread already did
+    /// (the generation moved on). Runs under the write lock, so no transaction begins
+    /// meanwhile; one still running (begun before the failure) keeps the file until it ends,
+    /// which the retry below waits out.
+    fn reopen(&self, generation: u64) -> Result<()> {
+        let mut g = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        if g.0 != generation && g.1.is_some() {
+            return Ok(());
+        }
+        if let Some(old) = g.1.take() {
+            // Its error is the one that latched it; the file is released either way.
+            let _ = old.close();
+        }
+        g.0 += 1;
+        let mut last = None;
+        for attempt in 0..50u32 {
+            match self.open() {
+                Ok(db) => {
+                    tracing::warn!("reopened the store's database after an i/o error");
+                    g.1 = Some(db);
+                    self.latched.store(false, Ordering::Release);
+                    return Ok(());
+                }
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                    std::thread::sleep(Duration::from_millis(u64::from(attempt.min(10)) + 1));
+                }
+                Err(e) => {
+                    last = Some(e);
+                    break;
+                }
+            }
+        }
+        let e = match last {
+            Some(e) => Error::from(e),
+            None => Error::Unavailable {
+                reason: "the store's database is still held by an unfinished transaction".into(),
+            },
+        };
+        let e = match e {
+            Error::Unavailable { .. } => e,
+            other => Error::Unavailable {
+                reason: format!("cannot reopen the store after an i/o error: {other}"),
+            },
+        };
+        self.observe(&e);
+        Err(e)
+    }
+
+    fn open(&self) -> std::result::Result<Database, redb::DatabaseError> {
+        let mut b = Database::builder();
+        b.set_cache_size(super::DEFAULT_CACHE_BYTES)
+            .set_check_integrity_on_open(true);
+        match &self.opener {
+            Opener::File(path) => b.open(path),
+            Opener::Backend(make) => b.create_with_backend(BoxedBackend(make())),
+        }
+    }
+}
+
+/// A boxed backend as a backend (redb takes `impl StorageBackend`).
+#[derive(Debug)]
+pub(crate) struct BoxedBackend(pub(crate) Box<dyn StorageBackend>);
+
+impl StorageBackend for BoxedBackend {
+    fn len(&self) -> std::io::Result<u64> {
+        self.0.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+        self.0.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.0.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.0.write(offset, data)
+    }
+    fn close(&self) -> std::io::Result<()> {
+        self.0.close()
+    }
+}
