@@ -185,8 +185,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
 }
 
 /// Parses JSON, keeping serde's message only where it names fields, never where it could
-/// quote a value back.
+/// quote a value back. The body's shape is checked first ([`crate::protocol::strict`]): an
+/// object, no `null`, no struct written as an array.
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if let Some(v) = crate::protocol::strict::check(bytes) {
+        return Err(ApiError(Error::invalid(v.field, v.reason)));
+    }
     serde_json::from_slice(bytes).map_err(|e| {
         let (line, col) = (e.line(), e.column());
         let msg = e.to_string();
