@@ -149,9 +149,8 @@ async fn serve_conn(
     let keep_alive = refused.is_none();
     let svc = service_fn(move |mut req: hyper::Request<Incoming>| {
         let router = router.clone();
-        let refused = refused.as_ref().map(|e| Error::Unauthenticated {
-            reason: e.to_string(),
-        });
+        // The same error again (its text as a reason would repeat `unauthenticated: `).
+        let refused = refused.as_ref().map(Error::clone_fields);
         req.extensions_mut().insert(peer.clone());
         async move {
             let mut resp = if let Some(e) = refused {
