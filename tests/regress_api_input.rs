@@ -261,3 +261,98 @@ fn a_read_only_store_names_the_path_and_the_permission() {
     assert_eq!(r.code, 4, "{}", r.stderr);
     insta::assert_snapshot!("read_only_store", r.err_only());
 }
+
+fn export_item(name: &str) -> tresor::ops::export::ExportItem {
+    tresor::ops::export::ExportItem {
+        name: name.into(),
+        scope: None,
+    }
+}
+
+/// Finding 11: an export over the socket records `export` naming every secret (it recorded
+/// `read`); a field read records the field, and `audit --secret NAME` still finds it.
+#[test]
+fn exports_and_field_reads_are_audited_as_such() {
+    let d = TestDaemon::start(|s| {
+        put(s, "a", "1");
+        put(s, "b", "2");
+        let mut fields = std::collections::BTreeMap::new();
+        fields.insert("password".to_owned(), tresor::SecretBytes::from("pw"));
+        let req = tresor::SetRequest {
+            value: Some("dsn".into()),
+            fields,
+            ..Default::default()
+        };
+        s.set(&Actor::direct_owner(), "db", req).unwrap();
+    });
+    let c = d.client();
+    let since = c.audit(&AuditQuery::default()).unwrap().last().unwrap().seq;
+    let (values, missing) = c
+        .export(&[export_item("a"), export_item("b"), export_item("gone")])
+        .unwrap();
+    let names: Vec<_> = values.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(missing, ["org/gone"]);
+    let q = AuditQuery {
+        after_seq: Some(since),
+        ..AuditQuery::default()
+    };
+    let new: Vec<_> = c
+        .audit(&q)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.action, r.name.unwrap_or_default(), r.outcome))
+        .collect();
+    use tresor::{Action::Export, Outcome};
+    assert_eq!(
+        new,
+        [
+            (Export, "a".into(), Outcome::Ok),
+            (Export, "b".into(), Outcome::Ok),
+            (Export, "gone".into(), Outcome::NotFound),
+        ]
+    );
+
+    let field = tresor::ValueRef {
+        scope: None,
+        name: "db".into(),
+        version: None,
+        field: Some("password".into()),
+    };
+    assert_eq!(c.read(&field).unwrap().value.expose(), b"pw");
+    let q = AuditQuery {
+        secret: Some("db".into()),
+        ..AuditQuery::default()
+    };
+    let found = c.audit(&q).unwrap();
+    let last = found.last().unwrap();
+    assert_eq!(last.name.as_deref(), Some("db#password"));
+    assert_eq!(last.action, tresor::Action::Read);
+}
+
+/// Finding 11 through the CLI: `tresor export` against the daemon records `export` for each
+/// secret, not `read`.
+#[test]
+fn cli_export_through_the_daemon_records_export() {
+    let env = cli_support::Env::new();
+    env.set("k1", b"v1", &[]);
+    env.set("k2", b"v2", &[]);
+    let d = cli_support::start(&env, true);
+    let out = env.path("export.json");
+    let r = cli_support::via(
+        &env,
+        &d,
+        &["export", "--format", "json", "--plaintext", out.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.err_only());
+    let r = cli_support::via(&env, &d, &["--json", "audit", "--action", "export"], None);
+    let names: Vec<String> = r
+        .out()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["name"].to_string())
+        .collect();
+    assert_eq!(names, ["\"k1\"", "\"k2\""]);
+    let r = cli_support::via(&env, &d, &["--json", "audit", "--action", "read"], None);
+    assert!(!r.out().contains("\"k1\""), "{}", r.out());
+}

@@ -58,10 +58,4 @@ impl Api for Backend {
         }
     }
 
-    fn record_export(&self, note: &str) -> Result<()> {
-        match self {
-            Self::Local(l) => l.record_export(note),
-            Self::Daemon(c) => c.record_export(note),
-        }
-    }
 }

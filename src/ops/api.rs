@@ -4,15 +4,15 @@
 use std::collections::BTreeMap;
 
 use super::audit::AuditVerify;
+use super::export::{Export, ExportItem};
 use super::principals::{PrincipalDelete, PrincipalGet, PrincipalPut, Principals};
 use super::secrets::{Check, Delete, Env, GetValue, List, Rollback, Set, Show};
 use super::{Context, Operation};
 use crate::error::Result;
 use crate::protocol::{EnvItem, PrincipalOp, PrincipalResponse, decode_map};
 use crate::store::Store;
-use crate::types::AuditEntry as Entry;
 use crate::types::{
-    Action, Actor, AuditQuery, AuditRecord, Channel, CheckResult, ListFilter, Outcome, Scope,
+    Actor, AuditQuery, AuditRecord, Channel, CheckResult, ListFilter, Scope,
     SecretBytes, SecretMeta, SecretValue, SetRequest, ValueRef, VerifyReport, VersionInfo,
 };
 use crate::types::{Grant, Principal, PrincipalSpec};
@@ -69,13 +69,21 @@ pub trait Api {
         Ok(n)
     }
 
-    /// Records a plaintext export (`note` names how many and where; never a value). Through
-    /// the daemon each value read is the audit trail.
+    /// The current values of `items` for a plaintext export (owners), each audited as
+    /// `export`; with the `scope/name` of those that do not exist.
     ///
     /// # Errors
-    /// Writing the record.
-    fn record_export(&self, _note: &str) -> Result<()> {
-        Ok(())
+    /// `PermissionDenied` for non-owners; the first failing read other than a miss.
+    fn export(&self, items: &[ExportItem]) -> Result<(Vec<SecretValue>, Vec<String>)> {
+        let r = self.call(Export {
+            secrets: items.to_vec(),
+        })?;
+        let values = r
+            .secrets
+            .into_iter()
+            .map(crate::protocol::ValueResponse::into_value)
+            .collect::<Result<_>>()?;
+        Ok((values, r.missing))
     }
 
     /// Metadata the caller may see, sorted by scope and name.
@@ -359,8 +367,4 @@ impl Api for Local {
         self.store.set_many(&self.actor, items)
     }
 
-    fn record_export(&self, note: &str) -> Result<()> {
-        self.store
-            .record(&Entry::new(&self.actor, Action::Export, Outcome::Ok).named(note))
-    }
 }

@@ -131,6 +131,15 @@ pub(super) fn append(store: &Store, txn: &WriteTransaction, entries: &[AuditEntr
     write_head_with(&store.keys, id, txn, seq, &prev)
 }
 
+/// Whether a record's name is the secret `secret`: itself, or one of its fields
+/// (`NAME#field`, as a field read records it).
+fn names_secret(name: Option<&str>, secret: &str) -> bool {
+    name.is_some_and(|n| {
+        n.strip_prefix(secret)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('#'))
+    })
+}
+
 impl Store {
     /// Checks that the audit head opens (run at unlock, so a damaged head is found early).
     pub(crate) fn check_audit_head(&self) -> Result<()> {
@@ -162,7 +171,7 @@ impl Store {
                 .ok_or_else(|| Error::integrity("audit", format!("seq {seq}")))?;
             let rec: EntryRec = self.open_row(TableId::Audit, &seq.to_be_bytes(), env)?;
             let r = rec.into_record(seq);
-            let keep = q.secret.as_ref().is_none_or(|s| r.name.as_ref() == Some(s))
+            let keep = q.secret.as_ref().is_none_or(|s| names_secret(r.name.as_deref(), s))
                 && q.principal.as_ref().is_none_or(|p| &r.principal == p)
                 && q.action.is_none_or(|a| r.action == a)
                 && q.outcome.is_none_or(|o| r.outcome == o)

@@ -99,11 +99,17 @@ impl Store {
     /// Each secret's metadata record is opened once per read: the record found while reading
     /// is the one whose `last_used` the commit moves, unless a write changed it in between.
     pub fn read_batch(&self, reqs: &[ReadRequest]) -> Vec<Result<SecretValue>> {
+        self.read_batch_as(reqs, Action::Read)
+    }
+
+    /// As [`Store::read_batch`], each record naming `action`: `export` for the values of a
+    /// plaintext export (SPEC §3: an export records `export` with every name).
+    pub fn read_batch_as(&self, reqs: &[ReadRequest], action: Action) -> Vec<Result<SecretValue>> {
         let mut found = match self.read_phase(reqs) {
             Ok(f) => f,
             Err(e) => return e.fan_out(reqs.len()).into_iter().map(Err).collect(),
         };
-        if let Err(e) = self.commit_reads(reqs, &mut found) {
+        if let Err(e) = self.commit_reads(reqs, &mut found, action) {
             return e.fan_out(reqs.len()).into_iter().map(Err).collect();
         }
         found
@@ -121,7 +127,7 @@ impl Store {
 
     /// One durable transaction: every read's audit record, and `last_used` on every secret
     /// read (once per secret, however many reads of it the batch holds).
-    fn commit_reads(&self, reqs: &[ReadRequest], found: &mut [Found]) -> Result<()> {
+    fn commit_reads(&self, reqs: &[ReadRequest], found: &mut [Found], action: Action) -> Result<()> {
         let now = now_us();
         let txn = self.db.begin_write()?;
         let mut entries = Vec::with_capacity(reqs.len());
@@ -135,7 +141,7 @@ impl Store {
                         let scope = req.scope.clone().unwrap_or_default();
                         let name = audit_name(&req.name, req.field.as_deref());
                         entries.push(
-                            AuditEntry::new(&req.actor, Action::Read, audit_outcome(e)).secret(
+                            AuditEntry::new(&req.actor, action, audit_outcome(e)).secret(
                                 &scope,
                                 &name,
                                 req.version,
@@ -147,7 +153,7 @@ impl Store {
                 let v = &hit.value;
                 let name = audit_name(&v.name, req.field.as_deref());
                 entries.push(
-                    AuditEntry::new(&req.actor, Action::Read, Outcome::Ok).secret(
+                    AuditEntry::new(&req.actor, action, Outcome::Ok).secret(
                         &v.scope,
                         &name,
                         Some(v.version),
@@ -389,7 +395,9 @@ mod tests {
             ..Default::default()
         };
         store.set(&owner, "k", set).expect("set v2");
-        store.commit_reads(&reqs, &mut found).expect("commit");
+        store
+            .commit_reads(&reqs, &mut found, Action::Read)
+            .expect("commit");
         let meta = store.show(&owner, "k", Some(&Scope::Org)).expect("show");
         assert_eq!(meta.version, 2);
         assert!(meta.last_used.is_some());
