@@ -356,3 +356,97 @@ fn cli_export_through_the_daemon_records_export() {
     let r = cli_support::via(&env, &d, &["--json", "audit", "--action", "read"], None);
     assert!(!r.out().contains("\"k1\""), "{}", r.out());
 }
+
+/// Finding 8: `audit head` prints SEQ:MAC; `audit verify --head` passes on the same log and
+/// fails, naming why, on a store rolled back to an older copy (shorter) or replaced by a copy
+/// that went another way (forked). Before, the rolled-back copy verified.
+#[test]
+fn verify_against_a_witnessed_head_finds_a_rolled_back_store() {
+    let env = cli_support::Env::new();
+    env.set("a", b"1", &[]);
+    let head = |env: &cli_support::Env| {
+        let r = env.run(&["audit", "head"], None);
+        assert_eq!(r.code, 0, "{}", r.err_only());
+        r.out().trim().to_owned()
+    };
+    let old = env.path("old.tresor");
+    std::fs::copy(&env.store, &old).unwrap();
+    let h1 = head(&env);
+    let (seq, mac) = h1.split_once(':').unwrap();
+    assert!(seq.parse::<u64>().unwrap() > 0);
+    assert_eq!(mac.len(), 64);
+    env.set("b", b"2", &[]);
+    env.set("c", b"3", &[]);
+    let h2 = head(&env);
+    assert_ne!(h1, h2);
+    let r = env.run(&["audit", "verify", "--head", &h2], None);
+    assert_eq!(r.code, 0, "{}", r.err_only());
+    // An older head is a prefix of the log: fine.
+    let r = env.run(&["audit", "verify", "--head", &h1], None);
+    assert_eq!(r.code, 0, "{}", r.err_only());
+
+    // Rolled back: the copy passes a plain verify, but not against the later head.
+    std::fs::copy(&old, &env.store).unwrap();
+    let r = env.run(&["audit", "verify"], None);
+    assert_eq!(r.code, 0, "{}", r.err_only());
+    let r = env.run(&["audit", "verify", "--head", &h2], None);
+    assert_eq!(r.code, 6, "{}", r.err_only());
+    assert!(
+        r.err_only().contains("records were removed"),
+        "{}",
+        r.err_only()
+    );
+    // Forked: the copy went on with other records past the witnessed seq.
+    for k in ["x", "y", "z", "w"] {
+        env.set(k, b"9", &[]);
+    }
+    let r = env.run(&["audit", "verify", "--head", &h2], None);
+    assert_eq!(r.code, 6, "{}", r.err_only());
+    assert!(r.err_only().contains("forked"), "{}", r.err_only());
+    let r = env.run(&["audit", "verify", "--head", "12:zz"], None);
+    assert_eq!(r.code, 2, "{}", r.err_only());
+}
+
+/// Finding 8: `tresord --audit-head-file` appends each new head; `audit verify --head FILE`
+/// reads its last line and finds a store restored from a copy taken before.
+#[test]
+fn the_daemon_witnesses_heads_in_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("heads");
+    let f = file.clone();
+    let d = TestDaemon::start_with(|s| put(s, "a", "1"), move |c| c.audit_head_file = Some(f));
+    // The older copy someone could restore: taken before the reads below.
+    let copy = dir.path().join("copy.tresor");
+    std::fs::copy(&d.store_path, &copy).unwrap();
+    let c = d.client();
+    let lines = || std::fs::read_to_string(&file).unwrap().lines().count();
+    let at_start = lines();
+    assert!(at_start >= 1, "the starting head is written");
+    for _ in 0..3 {
+        c.get_value("a", None, None).unwrap();
+    }
+    let head = c.audit_head().unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let last = text.lines().last().unwrap();
+    assert!(last.starts_with(&format!("{head} ")), "{last} vs {head}");
+    assert!(lines() > at_start && lines() <= at_start + 3);
+    // An operation that adds no record adds no line.
+    let n = lines();
+    c.status().unwrap();
+    assert_eq!(lines(), n);
+    let pass = dir.path().join("pass");
+    cli_support::write_private(&pass, format!("{}\n", common::PASS));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tresor"))
+        .env("TRESOR_SOCKET", dir.path().join("none.sock"))
+        .arg("--store")
+        .arg(&copy)
+        .arg("--passphrase-file")
+        .arg(&pass)
+        .args(["audit", "verify", "--head"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    assert!(err.contains("records were removed"), "{err}");
+}

@@ -45,7 +45,15 @@ pub async fn run(
     let cell = Arc::new(SessionCell::new(session_of(config.store)));
     let (batcher, committer) = Batcher::spawn(Arc::clone(&cell), config.group_commit)
         .map_err(|e| Error::internal("cannot start the committer thread", e))?;
-    let state = Arc::new(State::new(Arc::clone(&cell), batcher, config.idle_lock));
+    let mut state = State::new(Arc::clone(&cell), batcher, config.idle_lock);
+    if let Some(path) = &config.audit_head_file {
+        let witness = super::witness::Witness::open(path)?;
+        if let Ok(store) = cell.store() {
+            witness.note(&store);
+        }
+        state.witness = Some(Arc::new(witness));
+    }
+    let state = Arc::new(state);
     let router = super::routes::router(Arc::clone(&state));
     let max = config.max_connections.max(1);
     let permits = Arc::new(Semaphore::new(max));

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::audit::AuditVerify;
+use super::audit::{AuditVerify, Head};
 use super::export::{Export, ExportItem};
 use super::principals::{PrincipalDelete, PrincipalGet, PrincipalPut, Principals};
 use super::secrets::{Check, Delete, Env, GetValue, List, Rollback, Set, Show};
@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::protocol::{EnvItem, PrincipalOp, PrincipalResponse, decode_map};
 use crate::store::Store;
 use crate::types::{
-    Actor, AuditQuery, AuditRecord, Channel, CheckResult, ListFilter, Scope,
+    Actor, AuditHead, AuditQuery, AuditRecord, Channel, CheckResult, ListFilter, Scope,
     SecretBytes, SecretMeta, SecretValue, SetRequest, ValueRef, VerifyReport, VersionInfo,
 };
 use crate::types::{Grant, Principal, PrincipalSpec};
@@ -206,7 +206,25 @@ pub trait Api {
     /// # Errors
     /// `PermissionDenied` for non-owners.
     fn audit_verify(&self) -> Result<VerifyReport> {
-        self.call(AuditVerify {})
+        self.call(AuditVerify::default())
+    }
+
+    /// Walks the audit chain and checks it against a head witnessed earlier (`SEQ:MAC`).
+    ///
+    /// # Errors
+    /// `PermissionDenied` for non-owners; `InvalidArgument` for a head that does not parse.
+    fn audit_verify_head(&self, head: &str) -> Result<VerifyReport> {
+        self.call(AuditVerify {
+            head: Some(head.to_owned()),
+        })
+    }
+
+    /// The current head of the audit chain.
+    ///
+    /// # Errors
+    /// `PermissionDenied` for non-owners.
+    fn audit_head(&self) -> Result<AuditHead> {
+        self.call(Head {})
     }
 
     /// Every principal and team.

@@ -167,6 +167,7 @@ macro_rules! __tresor_operations {
             $crate::ops::export::Export,
             $crate::ops::audit::Audit,
             $crate::ops::audit::AuditVerify,
+            $crate::ops::audit::Head,
             $crate::ops::principals::Principals,
             $crate::ops::principals::PrincipalGet,
             $crate::ops::principals::PrincipalPut,
