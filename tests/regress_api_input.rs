@@ -4,15 +4,15 @@
 //! field reads are audited as such (11); witnessed audit heads (8).
 #![allow(clippy::unwrap_used)]
 
-#[path = "daemon_common/mod.rs"]
-mod common;
 #[path = "cli_support/mod.rs"]
 mod cli_support;
+#[path = "daemon_common/mod.rs"]
+mod common;
 
 use std::time::{Duration, Instant};
 
 use common::{TestDaemon, put, raw, status_of};
-use tresor::{Actor, Api, AuditQuery, Channel, Local, PrincipalSpec, Role, Store};
+use tresor::{Action, Actor, Api, AuditQuery, Channel, Local, Outcome, PrincipalSpec, Role, Store};
 
 /// A raw request as `token`'s agent.
 fn request_as(token: &[u8], method: &str, path: &str, body: &[u8]) -> Vec<u8> {
@@ -48,9 +48,7 @@ fn add_reader(store: &Store) -> Vec<u8> {
         gid: None,
         token: true,
     };
-    let (_, token) = store
-        .principal_add(&Actor::direct_owner(), &spec)
-        .unwrap();
+    let (_, token) = store.principal_add(&Actor::direct_owner(), &spec).unwrap();
     token.unwrap().expose().to_vec()
 }
 
@@ -79,7 +77,11 @@ fn env_is_capped_and_a_refused_request_costs_one_record() {
     assert!(answer.contains("\"invalid_argument\""), "{answer}");
     assert!(answer.contains("the limit is 256"), "{answer}");
     assert!(took < Duration::from_secs(2), "took {took:?}");
-    assert!(count() <= before + 1, "{} records for one request", count() - before);
+    assert!(
+        count() <= before + 1,
+        "{} records for one request",
+        count() - before
+    );
 
     let answer = raw(
         &d.socket,
@@ -94,10 +96,14 @@ fn env_is_capped_and_a_refused_request_costs_one_record() {
     );
     assert_eq!(status_of(&answer), 403, "{answer}");
     let records = c.audit(&AuditQuery::default()).unwrap();
-    assert_eq!(records.len(), before + 1, "one record for a refused request");
+    assert_eq!(
+        records.len(),
+        before + 1,
+        "one record for a refused request"
+    );
     let last = records.last().unwrap();
     assert_eq!(last.principal, "reader");
-    assert_eq!(last.outcome, tresor::Outcome::Denied);
+    assert_eq!(last.outcome, Outcome::Denied);
     assert_eq!(last.name.as_deref(), Some("S0"));
 
     // An owner's 256 reads are each audited, as before.
@@ -124,9 +130,7 @@ fn a_members_refused_env_is_one_record_in_the_library() {
         gid: None,
         token: false,
     };
-    store
-        .principal_add(&Actor::direct_owner(), &spec)
-        .unwrap();
+    store.principal_add(&Actor::direct_owner(), &spec).unwrap();
     let before = audit_len(&store);
     let member = Actor {
         principal: "mem".into(),
@@ -164,7 +168,11 @@ fn positional_bodies_and_nulls_are_400() {
 
     let answer = raw(
         &d.socket,
-        &common::request("POST", "/v1/secrets/k/rollback", br#"{"scope":null,"to":1}"#),
+        &common::request(
+            "POST",
+            "/v1/secrets/k/rollback",
+            br#"{"scope":null,"to":1}"#,
+        ),
     );
     assert_eq!(status_of(&answer), 400, "{answer}");
     assert!(answer.contains("\"field\":\"scope\""), "{answer}");
@@ -178,7 +186,11 @@ fn positional_bodies_and_nulls_are_400() {
     // The same bodies as objects still work.
     let answer = raw(
         &d.socket,
-        &common::request("POST", "/v1/secrets/k/rollback", br#"{"scope":"org","to":1}"#),
+        &common::request(
+            "POST",
+            "/v1/secrets/k/rollback",
+            br#"{"scope":"org","to":1}"#,
+        ),
     );
     assert_eq!(status_of(&answer), 200, "{answer}");
 }
@@ -303,13 +315,12 @@ fn exports_and_field_reads_are_audited_as_such() {
         .into_iter()
         .map(|r| (r.action, r.name.unwrap_or_default(), r.outcome))
         .collect();
-    use tresor::{Action::Export, Outcome};
     assert_eq!(
         new,
         [
-            (Export, "a".into(), Outcome::Ok),
-            (Export, "b".into(), Outcome::Ok),
-            (Export, "gone".into(), Outcome::NotFound),
+            (Action::Export, "a".into(), Outcome::Ok),
+            (Action::Export, "b".into(), Outcome::Ok),
+            (Action::Export, "gone".into(), Outcome::NotFound),
         ]
     );
 
@@ -327,7 +338,7 @@ fn exports_and_field_reads_are_audited_as_such() {
     let found = c.audit(&q).unwrap();
     let last = found.last().unwrap();
     assert_eq!(last.name.as_deref(), Some("db#password"));
-    assert_eq!(last.action, tresor::Action::Read);
+    assert_eq!(last.action, Action::Read);
 }
 
 /// Finding 11 through the CLI: `tresor export` against the daemon records `export` for each
@@ -342,7 +353,13 @@ fn cli_export_through_the_daemon_records_export() {
     let r = cli_support::via(
         &env,
         &d,
-        &["export", "--format", "json", "--plaintext", out.to_str().unwrap()],
+        &[
+            "export",
+            "--format",
+            "json",
+            "--plaintext",
+            out.to_str().unwrap(),
+        ],
         None,
     );
     assert_eq!(r.code, 0, "{}", r.err_only());

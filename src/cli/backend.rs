@@ -57,5 +57,4 @@ impl Api for Backend {
             Self::Daemon(c) => c.set_many(items),
         }
     }
-
 }

@@ -25,8 +25,8 @@ use super::files::{self, Existing};
 use super::output;
 use crate::error::{Error, Result};
 use crate::ops::Api;
-use crate::protocol::{SecretText, encode_bytes, encode_map};
 use crate::ops::export::ExportItem;
+use crate::protocol::{SecretText, encode_bytes, encode_map};
 use crate::types::{ListFilter, Scope, SecretMeta, SecretType, SecretValue};
 
 /// The version of the export document.

@@ -384,5 +384,4 @@ impl Api for Local {
     fn set_many(&self, items: Vec<(String, SetRequest)>) -> Result<usize> {
         self.store.set_many(&self.actor, items)
     }
-
 }

@@ -34,7 +34,11 @@ endpoint!(AuditVerify, Post "/v1/audit/verify" => VerifyReport);
 
 impl Operation for AuditVerify {
     fn apply(self, cx: &Context<'_>) -> Result<VerifyReport> {
-        let head = self.head.as_deref().map(str::parse::<HeadSpec>).transpose()?;
+        let head = self
+            .head
+            .as_deref()
+            .map(str::parse::<HeadSpec>)
+            .transpose()?;
         cx.store.authorize(cx.actor, Action::List, "audit verify")?;
         cx.store.audit_verify_head(head.as_ref())
     }

@@ -53,11 +53,62 @@ pub struct Violation {
     pub reason: String,
 }
 
-/// Checks `bytes` against the rules above. `Ok(None)` when the body keeps them (or is not
+/// Checks `bytes` against the rules above. `None` when the body keeps them (or is not
 /// JSON at all: the typed decode reports that with its line and column).
 pub fn check(bytes: &[u8]) -> Option<Violation> {
+    walk(bytes).violation
+}
+
+/// Whether the body writes an integer with a fraction or exponent (`1.0`, `1e3`): JSON
+/// Schema's `integer` includes them, serde's integers do not ([`integers_normalized`]).
+pub fn has_integral_float(bytes: &[u8]) -> bool {
+    walk(bytes).integral_float
+}
+
+/// `bytes` with every integral float written as an integer (`3.0` → `3`).
+///
+/// # Errors
+/// When `bytes` is not JSON.
+pub fn integers_normalized(bytes: &[u8]) -> serde_json::Result<serde_json::Value> {
+    fn fix(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Number(n) => {
+                if let Some(f) = n.as_f64().filter(|_| !n.is_i64() && !n.is_u64()) {
+                    let int = integral(f);
+                    if let Some(i) = int.and_then(|i| u64::try_from(i).ok()) {
+                        *n = i.into();
+                    } else if let Some(i) = int.and_then(|i| i64::try_from(i).ok()) {
+                        *n = i.into();
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(fix),
+            serde_json::Value::Object(o) => o.values_mut().for_each(fix),
+            _ => {}
+        }
+    }
+    let mut v: serde_json::Value = serde_json::from_slice(bytes)?;
+    fix(&mut v);
+    Ok(v)
+}
+
+/// `f` as an integer when it is one, within the range of u64 or i64.
+#[allow(clippy::cast_possible_truncation)]
+fn integral(f: f64) -> Option<i128> {
+    // 2^64: beyond it no integer field of API v1 can hold the value anyway.
+    const LIMIT: f64 = 18_446_744_073_709_551_616.0;
+    (f.fract() == 0.0 && f.abs() < LIMIT).then_some(f as i128)
+}
+
+#[derive(Default)]
+struct Found {
+    violation: Option<Violation>,
+    integral_float: bool,
+}
+
+fn walk(bytes: &[u8]) -> Found {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let mut found = None;
+    let mut found = Found::default();
     let _ = Walk {
         place: Place::Root,
         found: &mut found,
@@ -68,12 +119,12 @@ pub fn check(bytes: &[u8]) -> Option<Violation> {
 
 struct Walk<'p, 'f> {
     place: Place<'p>,
-    found: &'f mut Option<Violation>,
+    found: &'f mut Found,
 }
 
 impl Walk<'_, '_> {
     fn fail<E: de::Error>(self, reason: &str) -> Result<(), E> {
-        *self.found = Some(Violation {
+        self.found.violation = Some(Violation {
             field: self.place.to_string(),
             reason: reason.to_owned(),
         });
@@ -115,7 +166,10 @@ impl<'de> Visitor<'de> for Walk<'_, '_> {
         self.scalar()
     }
 
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+    fn visit_f64<E: de::Error>(self, f: f64) -> Result<(), E> {
+        if integral(f).is_some() {
+            self.found.integral_float = true;
+        }
         self.scalar()
     }
 
@@ -192,5 +246,13 @@ mod tests {
         );
         assert_eq!(refused("null").map(|v| v.0), Some("body".into()));
         assert_eq!(refused("3").map(|v| v.0), Some("body".into()));
+    }
+
+    #[test]
+    fn integral_floats_become_integers() {
+        assert!(has_integral_float(br#"{"to":3.0}"#));
+        assert!(!has_integral_float(br#"{"to":3,"x":2.5}"#));
+        let v = integers_normalized(br#"{"to":3.0,"l":[-2e0],"x":2.5}"#).expect("json");
+        assert_eq!(v.to_string(), r#"{"l":[-2],"to":3,"x":2.5}"#);
     }
 }

@@ -172,7 +172,10 @@ impl Store {
                 .ok_or_else(|| Error::integrity("audit", format!("seq {seq}")))?;
             let rec: EntryRec = self.open_row(TableId::Audit, &seq.to_be_bytes(), env)?;
             let r = rec.into_record(seq);
-            let keep = q.secret.as_ref().is_none_or(|s| names_secret(r.name.as_deref(), s))
+            let keep = q
+                .secret
+                .as_ref()
+                .is_none_or(|s| names_secret(r.name.as_deref(), s))
                 && q.principal.as_ref().is_none_or(|p| &r.principal == p)
                 && q.action.is_none_or(|a| r.action == a)
                 && q.outcome.is_none_or(|o| r.outcome == o)
@@ -276,16 +279,16 @@ impl Store {
         }
         let meta = txn.open_table(META)?;
         let head = meta.get(HEAD)?;
-        let mut report = match read_head(&self.keys, id, head.as_ref().map(redb::AccessGuard::value))
-        {
-            Ok((seq, mac)) if seq == records && mac == prev => VerifyReport {
-                ok: true,
-                records,
-                first_broken_seq: None,
-                head_mismatch: None,
-            },
-            _ => return broken(records + 1, records),
-        };
+        let mut report =
+            match read_head(&self.keys, id, head.as_ref().map(redb::AccessGuard::value)) {
+                Ok((seq, mac)) if seq == records && mac == prev => VerifyReport {
+                    ok: true,
+                    records,
+                    first_broken_seq: None,
+                    head_mismatch: None,
+                },
+                _ => return broken(records + 1, records),
+            };
         if let Some(w) = witnessed.filter(|_| !met) {
             report.ok = false;
             report.head_mismatch = Some(match w.seq {

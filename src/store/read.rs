@@ -127,7 +127,12 @@ impl Store {
 
     /// One durable transaction: every read's audit record, and `last_used` on every secret
     /// read (once per secret, however many reads of it the batch holds).
-    fn commit_reads(&self, reqs: &[ReadRequest], found: &mut [Found], action: Action) -> Result<()> {
+    fn commit_reads(
+        &self,
+        reqs: &[ReadRequest],
+        found: &mut [Found],
+        action: Action,
+    ) -> Result<()> {
         let now = now_us();
         let txn = self.db.begin_write()?;
         let mut entries = Vec::with_capacity(reqs.len());
@@ -152,13 +157,11 @@ impl Store {
                 };
                 let v = &hit.value;
                 let name = audit_name(&v.name, req.field.as_deref());
-                entries.push(
-                    AuditEntry::new(&req.actor, action, Outcome::Ok).secret(
-                        &v.scope,
-                        &name,
-                        Some(v.version),
-                    ),
-                );
+                entries.push(AuditEntry::new(&req.actor, action, Outcome::Ok).secret(
+                    &v.scope,
+                    &name,
+                    Some(v.version),
+                ));
                 if !touched.insert(hit.hash) {
                     continue;
                 }
@@ -225,11 +228,8 @@ impl Store {
         let refused = {
             let txn = self.db.begin_read()?;
             let secrets = txn.open_table(SECRETS)?;
-            reqs.iter().find_map(|req| {
-                self.check_read(&secrets, req)
-                    .err()
-                    .map(|e| (req, e))
-            })
+            reqs.iter()
+                .find_map(|req| self.check_read(&secrets, req).err().map(|e| (req, e)))
         };
         let Some((req, e)) = refused else {
             return Ok(());
