@@ -57,7 +57,8 @@ PIDS+=($!)
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.05; done
 
 status=0
-"$VENV/bin/schemathesis" run openapi.json \
+# Run from the temp dir: schemathesis leaves a .schemathesis/ directory where it runs.
+(cd "$WORK" && "$ROOT/$VENV/bin/schemathesis" run "$ROOT/openapi.json" \
     --url "http://127.0.0.1:$PORT" \
     --checks all \
     --max-examples "$EXAMPLES" \
@@ -68,7 +69,7 @@ status=0
     --no-color \
     --exclude-operation-id lock \
     --report junit --report-dir "$ROOT/target/schemathesis" \
-    "$@" || status=$?
+    "$@") || status=$?
 if grep -q "panicked" "$WORK/tresord.log"; then
     echo "error: tresord panicked:" >&2
     grep -A3 panicked "$WORK/tresord.log" >&2
