@@ -345,7 +345,7 @@ impl Error {
     }
 
     /// A copy of every variant but `Internal`, whose source cannot be copied (it loses it).
-    fn clone_fields(&self) -> Self {
+    pub(crate) fn clone_fields(&self) -> Self {
         match self {
             Self::NotFound { what, name } => Self::not_found(what, name.clone()),
             Self::PermissionDenied { reason } => Self::denied(reason.clone()),
@@ -385,10 +385,33 @@ impl Error {
         }
     }
 
+    /// The free text a variant's Display adds after its fixed prefix (the whole Display for
+    /// variants without one).
+    pub(crate) fn reason_text(&self) -> String {
+        match self {
+            Self::PermissionDenied { reason }
+            | Self::Unauthenticated { reason }
+            | Self::InvalidArgument { reason, .. }
+            | Self::Conflict { reason, .. } => reason.clone(),
+            Self::Internal { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// Rebuilds an error from an API error body: the code picks the variant, the message is
-    /// kept as the reason. Used by the socket client so that both ends report the same variant.
+    /// kept as the reason, without the prefix the variant's Display adds again
+    /// (`unauthenticated: `, `internal: `). Used by the socket client so that both ends report
+    /// the same variant and the same text.
     pub fn from_code(code: ErrorCode, message: &str) -> Self {
-        let m = message.to_owned();
+        let prefix = match code {
+            ErrorCode::PermissionDenied => "permission denied: ",
+            ErrorCode::Unauthenticated => "unauthenticated: ",
+            ErrorCode::Conflict => "conflict: ",
+            ErrorCode::Internal => "internal: ",
+            ErrorCode::InvalidArgument => "invalid request: ",
+            _ => "",
+        };
+        let m = message.strip_prefix(prefix).unwrap_or(message).to_owned();
         match code {
             ErrorCode::NotFound => Self::NotFound {
                 what: "resource",

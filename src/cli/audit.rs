@@ -1,4 +1,4 @@
-//! `audit [filters] [--follow]` and `audit verify`.
+//! `audit [filters] [--follow]`, `audit verify [--head HEAD|FILE]` and `audit head`.
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use super::backend::Backend;
 use super::output::{self, opt, ts};
 use crate::error::{Error, Result};
 use crate::ops::Api;
-use crate::types::{AuditQuery, AuditRecord, Channel};
+use crate::types::{AuditQuery, AuditRecord, Channel, HeadSpec};
 
 /// The columns of the audit table.
 const HEADERS: [&str; 10] = [
@@ -77,8 +77,9 @@ fn parse_age(field: &str, s: &str) -> Result<SignedDuration> {
 
 /// `audit ...`.
 pub fn audit(ctx: &Ctx, args: &AuditArgs) -> Result<()> {
-    match args.command {
-        Some(AuditCommand::Verify) => verify(ctx),
+    match &args.command {
+        Some(AuditCommand::Verify { head }) => verify(ctx, head.as_deref()),
+        Some(AuditCommand::Head) => head(ctx),
         None => list(ctx, &args.filter),
     }
 }
@@ -172,10 +173,60 @@ fn follow(ctx: &Ctx, backend: &Backend, mut q: AuditQuery) -> Result<()> {
     }
 }
 
-fn verify(ctx: &Ctx) -> Result<()> {
-    let report = ctx.backend()?.audit_verify()?;
+/// `audit head`: `SEQ:MAC` (or `{seq, mac}` with `--json`).
+fn head(ctx: &Ctx) -> Result<()> {
+    let head = ctx.backend()?.audit_head()?;
+    if ctx.json() {
+        return output::print_json(&head);
+    }
+    println!("{head}");
+    Ok(())
+}
+
+/// The head `--head` names: a head itself, or the last head line of a file.
+fn witnessed_head(arg: &str) -> Result<String> {
+    if arg.parse::<HeadSpec>().is_ok() {
+        return Ok(arg.to_owned());
+    }
+    let path = std::path::Path::new(arg);
+    if !path.exists() {
+        return Err(Error::invalid(
+            "head",
+            format!("{arg:?} is neither SEQ:MAC (as `tresor audit head` prints) nor a file"),
+        ));
+    }
+    let text = std::fs::read_to_string(path)?;
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .ok_or_else(|| Error::invalid("head", format!("{arg} holds no head")))?;
+    // A line of the daemon's head file: `SEQ:MAC TIME`.
+    let head = last.split_whitespace().next().unwrap_or_default();
+    head.parse::<HeadSpec>().map_err(|_| {
+        Error::invalid(
+            "head",
+            format!("the last line of {arg} is not SEQ:MAC (as `tresor audit head` prints)"),
+        )
+    })?;
+    Ok(head.to_owned())
+}
+
+fn verify(ctx: &Ctx, head: Option<&str>) -> Result<()> {
+    let head = head.map(witnessed_head).transpose()?;
+    let backend = ctx.backend()?;
+    let report = match &head {
+        Some(h) => backend.audit_verify_head(h)?,
+        None => backend.audit_verify()?,
+    };
     if ctx.json() {
         output::print_json(&report)?;
+    }
+    if let Some(why) = &report.head_mismatch {
+        if !ctx.json() {
+            eprintln!("audit chain does not match the witnessed head: {why}");
+        }
+        return Err(Error::integrity("audit", "witnessed head"));
     }
     match report.first_broken_seq {
         None if report.ok => {

@@ -57,11 +57,4 @@ impl Api for Backend {
             Self::Daemon(c) => c.set_many(items),
         }
     }
-
-    fn record_export(&self, note: &str) -> Result<()> {
-        match self {
-            Self::Local(l) => l.record_export(note),
-            Self::Daemon(c) => c.record_export(note),
-        }
-    }
 }

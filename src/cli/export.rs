@@ -25,8 +25,8 @@ use super::files::{self, Existing};
 use super::output;
 use crate::error::{Error, Result};
 use crate::ops::Api;
+use crate::ops::export::ExportItem;
 use crate::protocol::{SecretText, encode_bytes, encode_map};
-use crate::types::ValueRef;
 use crate::types::{ListFilter, Scope, SecretMeta, SecretType, SecretValue};
 
 /// The version of the export document.
@@ -127,29 +127,31 @@ impl SecretDoc {
     }
 }
 
-/// Every secret the caller may read, with its value; and how many it may list but not read.
+/// Every secret, with its value (one `export` audit record each); and how many were listed
+/// but gone by the time their values were read.
 fn read_all(backend: &Backend) -> Result<(Vec<SecretDoc>, usize)> {
     let metas = backend.list(&ListFilter::default())?;
-    let queries: Vec<ValueRef> = metas
+    let items: Vec<ExportItem> = metas
         .iter()
-        .map(|m| ValueRef {
+        .map(|m| ExportItem {
             name: m.name.clone(),
             scope: Some(m.scope.clone()),
-            version: None,
-            field: None,
         })
         .collect();
-    let mut secrets = Vec::with_capacity(metas.len());
-    let mut skipped = 0;
-    for (m, r) in metas.iter().zip(backend.read_values(&queries)) {
-        match r {
-            Ok(v) => secrets.push(SecretDoc::new(m, &v)),
-            // Metadata the caller may see, a value it may not read (or gone meanwhile).
-            Err(Error::PermissionDenied { .. } | Error::NotFound { .. }) => skipped += 1,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok((secrets, skipped))
+    let (values, missing) = backend.export(&items)?;
+    let by_key: BTreeMap<(String, &str), &SecretMeta> = metas
+        .iter()
+        .map(|m| ((m.scope.to_string(), m.name.as_str()), m))
+        .collect();
+    let secrets = values
+        .iter()
+        .filter_map(|v| {
+            by_key
+                .get(&(v.scope.to_string(), v.name.as_str()))
+                .map(|m| SecretDoc::new(m, v))
+        })
+        .collect();
+    Ok((secrets, missing.len()))
 }
 
 /// `export`.
@@ -164,7 +166,6 @@ pub fn export(ctx: &Ctx, args: &ExportArgs) -> Result<()> {
     let backend = ctx.backend()?;
     let (secrets, skipped) = read_all(&backend)?;
     let count = secrets.len();
-    backend.record_export(&format!("{count} secrets to {}", args.out.display()))?;
     drop(backend);
     let doc = ExportDoc {
         tresor_export: EXPORT_VERSION,
@@ -191,7 +192,7 @@ pub fn export(ctx: &Ctx, args: &ExportArgs) -> Result<()> {
         args.out.display()
     );
     if skipped > 0 {
-        eprintln!("note: {skipped} secrets you may list but not read were left out");
+        eprintln!("note: {skipped} secrets were deleted while exporting and are left out");
     }
     Ok(())
 }

@@ -50,6 +50,10 @@ pub struct DaemonArgs {
     /// Commit each read's audit record on its own (to measure what group commit buys)
     #[arg(long, hide = true)]
     pub no_group_commit: bool,
+    /// Append each new head of the audit chain (SEQ:MAC TIME) to this file, kept outside the
+    /// store, for `tresor audit verify --head FILE`
+    #[arg(long, value_name = "PATH")]
+    pub audit_head_file: Option<PathBuf>,
     /// Log format on stderr
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -164,6 +168,7 @@ pub fn main_with_args(args: &DaemonArgs) -> Result<()> {
     let mut config = super::Config::new(opened);
     config.idle_lock = args.idle_lock;
     config.group_commit = !args.no_group_commit;
+    config.audit_head_file.clone_from(&args.audit_head_file);
     tracing::info!(socket = %socket_path.display(), store = %store_path.display(), "tresord starting");
     let result = rt.block_on(async move {
         let listener = tokio::net::UnixListener::from_std(std_listener)?;

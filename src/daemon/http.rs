@@ -188,8 +188,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
 }
 
 /// Parses JSON, keeping serde's message only where it names fields, never where it could
-/// quote a value back.
+/// quote a value back. The body's shape is checked first ([`crate::protocol::strict`]): an
+/// object, no `null`, no struct written as an array.
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    use crate::protocol::strict;
+    if let Some(v) = strict::check(bytes) {
+        return Err(ApiError(Error::invalid(v.field, v.reason)));
+    }
+    // `1.0` is an integer to JSON Schema (and so to openapi.json), not to serde. Rare: only
+    // such bodies take the detour through a JSON tree.
+    if strict::has_integral_float(bytes)
+        && let Ok(v) = strict::integers_normalized(bytes)
+        && let Ok(t) = serde_json::from_value(v)
+    {
+        return Ok(t);
+    }
     serde_json::from_slice(bytes).map_err(|e| {
         let (line, col) = (e.line(), e.column());
         let msg = e.to_string();

@@ -22,6 +22,7 @@ mod serve;
 mod session;
 mod socket;
 mod state;
+mod witness;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,6 +79,8 @@ pub struct Config {
     pub header_timeout: Duration,
     /// How long a whole request (body and handling) may take.
     pub request_timeout: Duration,
+    /// Append each new head of the audit chain to this file (`--audit-head-file`).
+    pub audit_head_file: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -90,6 +93,7 @@ impl Config {
             group_commit: true,
             header_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
+            audit_head_file: None,
         }
     }
 }

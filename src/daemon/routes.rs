@@ -48,13 +48,19 @@ async fn operation<O: Operation>(
     }
     let store = caller.store()?;
     let reads = state.batcher.clone();
+    let witness = state.witness.clone();
     let actor = caller.actor;
     let out = blocking(move || {
-        op.apply(&Context {
+        let out = op.apply(&Context {
             store: &store,
             actor: &actor,
             reads: &reads,
-        })
+        });
+        // Denials are audited too: witness the head whatever the outcome.
+        if let Some(w) = witness {
+            w.note(&store);
+        }
+        out
     })
     .await?;
     wiped_json(&out)

@@ -45,7 +45,15 @@ pub async fn run(
     let cell = Arc::new(SessionCell::new(session_of(config.store)));
     let (batcher, committer) = Batcher::spawn(Arc::clone(&cell), config.group_commit)
         .map_err(|e| Error::internal("cannot start the committer thread", e))?;
-    let state = Arc::new(State::new(Arc::clone(&cell), batcher, config.idle_lock));
+    let mut state = State::new(Arc::clone(&cell), batcher, config.idle_lock);
+    if let Some(path) = &config.audit_head_file {
+        let witness = super::witness::Witness::open(path)?;
+        if let Ok(store) = cell.store() {
+            witness.note(&store);
+        }
+        state.witness = Some(Arc::new(witness));
+    }
+    let state = Arc::new(state);
     let router = super::routes::router(Arc::clone(&state));
     let max = config.max_connections.max(1);
     let permits = Arc::new(Semaphore::new(max));
@@ -149,9 +157,8 @@ async fn serve_conn(
     let keep_alive = refused.is_none();
     let svc = service_fn(move |mut req: hyper::Request<Incoming>| {
         let router = router.clone();
-        let refused = refused.as_ref().map(|e| Error::Unauthenticated {
-            reason: e.to_string(),
-        });
+        // The same error again (its text as a reason would repeat `unauthenticated: `).
+        let refused = refused.as_ref().map(Error::clone_fields);
         req.extensions_mut().insert(peer.clone());
         async move {
             let mut resp = if let Some(e) = refused {

@@ -53,6 +53,8 @@ pub(crate) struct State {
     locked_peers: Mutex<HashMap<u32, Role>>,
     backoff: tokio::sync::Mutex<Backoff>,
     daemon_uid: u32,
+    /// Where new audit heads are appended (`--audit-head-file`).
+    pub witness: Option<Arc<super::witness::Witness>>,
 }
 
 impl State {
@@ -70,6 +72,7 @@ impl State {
             locked_peers: Mutex::new(HashMap::new()),
             backoff: tokio::sync::Mutex::new(Backoff::default()),
             daemon_uid: rustix::process::geteuid().as_raw(),
+            witness: None,
         };
         if let Ok(store) = s.cell.store() {
             s.remember_peers(&store);

@@ -3,16 +3,16 @@
 
 use std::collections::BTreeMap;
 
-use super::audit::AuditVerify;
+use super::audit::{AuditVerify, Head};
+use super::export::{Export, ExportItem};
 use super::principals::{PrincipalDelete, PrincipalGet, PrincipalPut, Principals};
 use super::secrets::{Check, Delete, Env, GetValue, List, Rollback, Set, Show};
 use super::{Context, Operation};
 use crate::error::Result;
 use crate::protocol::{EnvItem, PrincipalOp, PrincipalResponse, decode_map};
 use crate::store::Store;
-use crate::types::AuditEntry as Entry;
 use crate::types::{
-    Action, Actor, AuditQuery, AuditRecord, Channel, CheckResult, ListFilter, Outcome, Scope,
+    Actor, AuditHead, AuditQuery, AuditRecord, Channel, CheckResult, ListFilter, Scope,
     SecretBytes, SecretMeta, SecretValue, SetRequest, ValueRef, VerifyReport, VersionInfo,
 };
 use crate::types::{Grant, Principal, PrincipalSpec};
@@ -69,13 +69,21 @@ pub trait Api {
         Ok(n)
     }
 
-    /// Records a plaintext export (`note` names how many and where; never a value). Through
-    /// the daemon each value read is the audit trail.
+    /// The current values of `items` for a plaintext export (owners), each audited as
+    /// `export`; with the `scope/name` of those that do not exist.
     ///
     /// # Errors
-    /// Writing the record.
-    fn record_export(&self, _note: &str) -> Result<()> {
-        Ok(())
+    /// `PermissionDenied` for non-owners; the first failing read other than a miss.
+    fn export(&self, items: &[ExportItem]) -> Result<(Vec<SecretValue>, Vec<String>)> {
+        let r = self.call(Export {
+            secrets: items.to_vec(),
+        })?;
+        let values = r
+            .secrets
+            .into_iter()
+            .map(crate::protocol::ValueResponse::into_value)
+            .collect::<Result<_>>()?;
+        Ok((values, r.missing))
     }
 
     /// Metadata the caller may see, sorted by scope and name.
@@ -198,7 +206,25 @@ pub trait Api {
     /// # Errors
     /// `PermissionDenied` for non-owners.
     fn audit_verify(&self) -> Result<VerifyReport> {
-        self.call(AuditVerify {})
+        self.call(AuditVerify::default())
+    }
+
+    /// Walks the audit chain and checks it against a head witnessed earlier (`SEQ:MAC`).
+    ///
+    /// # Errors
+    /// `PermissionDenied` for non-owners; `InvalidArgument` for a head that does not parse.
+    fn audit_verify_head(&self, head: &str) -> Result<VerifyReport> {
+        self.call(AuditVerify {
+            head: Some(head.to_owned()),
+        })
+    }
+
+    /// The current head of the audit chain.
+    ///
+    /// # Errors
+    /// `PermissionDenied` for non-owners.
+    fn audit_head(&self) -> Result<AuditHead> {
+        self.call(Head {})
     }
 
     /// Every principal and team.
@@ -357,10 +383,5 @@ impl Api for Local {
 
     fn set_many(&self, items: Vec<(String, SetRequest)>) -> Result<usize> {
         self.store.set_many(&self.actor, items)
-    }
-
-    fn record_export(&self, note: &str) -> Result<()> {
-        self.store
-            .record(&Entry::new(&self.actor, Action::Export, Outcome::Ok).named(note))
     }
 }

@@ -29,6 +29,7 @@
 mod api;
 pub mod audit;
 mod encode;
+pub mod export;
 pub mod principals;
 pub mod secrets;
 pub mod session;
@@ -163,8 +164,10 @@ macro_rules! __tresor_operations {
             $crate::ops::secrets::Rollback,
             $crate::ops::secrets::Check,
             $crate::ops::secrets::Env,
+            $crate::ops::export::Export,
             $crate::ops::audit::Audit,
             $crate::ops::audit::AuditVerify,
+            $crate::ops::audit::Head,
             $crate::ops::principals::Principals,
             $crate::ops::principals::PrincipalGet,
             $crate::ops::principals::PrincipalPut,

@@ -308,8 +308,14 @@ impl Operation for Check {
     }
 }
 
+/// The most secrets one `/v1/env` request may name (SPEC §9): a request costs at most this
+/// many reads and audit records.
+pub const MAX_ENV_SECRETS: usize = 256;
+
 /// `POST /v1/env`: variable → value for `run`, every secret read in one audit commit; the
-/// first failure fails the request (a half-filled environment is worse than none).
+/// first failure fails the request (a half-filled environment is worse than none). At most
+/// [`MAX_ENV_SECRETS`] secrets; a request naming any it may not read is refused before any
+/// value is opened, with one audit record.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Env {
@@ -320,6 +326,15 @@ endpoint!(Env, Post "/v1/env" => EnvResponse);
 
 impl Operation for Env {
     fn apply(self, cx: &Context<'_>) -> Result<EnvResponse> {
+        if self.secrets.len() > MAX_ENV_SECRETS {
+            return Err(Error::invalid(
+                "secrets",
+                format!(
+                    "{} secrets in one request; the limit is {MAX_ENV_SECRETS}: split the request",
+                    self.secrets.len()
+                ),
+            ));
+        }
         let mut vars = Vec::with_capacity(self.secrets.len());
         let mut reqs = Vec::with_capacity(self.secrets.len());
         let mut seen = BTreeSet::new();
@@ -331,6 +346,7 @@ impl Operation for Env {
             vars.push(var);
             reqs.push(read_request(cx.actor, value));
         }
+        cx.store.check_reads(&reqs)?;
         let mut out = EnvResponse::default();
         for (var, r) in vars.into_iter().zip(cx.reads.read(reqs)) {
             match encode_bytes(&r?.value) {

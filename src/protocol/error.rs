@@ -113,6 +113,7 @@ impl ErrorBody {
                 b.table = Some(table.clone());
                 b.record = Some(record.clone());
             }
+            Error::Internal { message, .. } => b.reason = Some(message.clone()),
             _ => {}
         }
         b
@@ -126,7 +127,11 @@ impl ErrorBody {
                 source: None,
             };
         };
-        let reason = self.reason.unwrap_or_else(|| self.message.clone());
+        // The message is the variant's whole Display (`unauthenticated: why`); rebuilding the
+        // variant from it would repeat the prefix, so without a `reason` the prefix goes.
+        let reason = self
+            .reason
+            .unwrap_or_else(|| Error::from_code(code, &self.message).reason_text());
         match code {
             ErrorCode::NotFound => Error::NotFound {
                 what: static_what(self.what.as_deref().unwrap_or("")),
@@ -161,6 +166,10 @@ impl ErrorBody {
                 record: self.record.unwrap_or_default(),
             },
             ErrorCode::Unavailable => Error::Unavailable { reason },
+            ErrorCode::Internal => Error::Internal {
+                message: reason,
+                source: None,
+            },
             other => Error::from_code(other, &self.message),
         }
     }
@@ -206,6 +215,54 @@ mod tests {
             let again = back.error.into_error();
             assert_eq!(again.to_string(), e.to_string(), "{json}");
             assert_eq!(again.code(), e.code());
+        }
+    }
+
+    /// Finding 15: a message shows its prefix once, however often it crosses the wire, with or
+    /// without the body's context fields.
+    #[test]
+    fn prefixes_are_not_repeated() {
+        let cases = [
+            (
+                Error::Unauthenticated {
+                    reason: "uid 1003 is not a known principal".into(),
+                },
+                "unauthenticated: uid 1003 is not a known principal",
+            ),
+            (
+                Error::Internal {
+                    message: "database transaction failed".into(),
+                    source: None,
+                },
+                "internal: database transaction failed",
+            ),
+            (
+                Error::denied("no grant covers org/x"),
+                "permission denied: no grant covers org/x",
+            ),
+            (
+                Error::Conflict {
+                    reason: "referenced".into(),
+                    references: Vec::new(),
+                },
+                "conflict: referenced",
+            ),
+        ];
+        for (e, shown) in cases {
+            assert_eq!(e.to_string(), shown);
+            let mut body = ErrorBody::from_error(&e);
+            for _ in 0..3 {
+                let again = body.clone().into_error();
+                assert_eq!(again.to_string(), shown);
+                body = ErrorBody::from_error(&again);
+            }
+            // A body with only code and message (another client, an older daemon).
+            let bare = ErrorBody {
+                code: body.code.clone(),
+                message: body.message.clone(),
+                ..ErrorBody::default()
+            };
+            assert_eq!(bare.into_error().to_string(), shown);
         }
     }
 }

@@ -6,6 +6,7 @@
 //! [`API_VERSION`]; the client refuses a daemon that speaks another version.
 
 mod error;
+pub mod strict;
 mod value;
 
 use std::collections::BTreeMap;

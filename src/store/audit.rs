@@ -14,7 +14,8 @@ use crate::crypto::SubKeys;
 use crate::error::{Error, Result};
 use crate::format::{AuditLayout, TableId};
 use crate::types::{
-    Action, Actor, AuditEntry, AuditQuery, AuditRecord, Channel, Outcome, VerifyReport,
+    Action, Actor, AuditEntry, AuditHead, AuditQuery, AuditRecord, Channel, HeadSpec, Outcome,
+    VerifyReport,
 };
 
 /// The sealed payload of an audit record.
@@ -131,6 +132,15 @@ pub(super) fn append(store: &Store, txn: &WriteTransaction, entries: &[AuditEntr
     write_head_with(&store.keys, id, txn, seq, &prev)
 }
 
+/// Whether a record's name is the secret `secret`: itself, or one of its fields
+/// (`NAME#field`, as a field read records it).
+fn names_secret(name: Option<&str>, secret: &str) -> bool {
+    name.is_some_and(|n| {
+        n.strip_prefix(secret)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('#'))
+    })
+}
+
 impl Store {
     /// Checks that the audit head opens (run at unlock, so a damaged head is found early).
     pub(crate) fn check_audit_head(&self) -> Result<()> {
@@ -162,7 +172,10 @@ impl Store {
                 .ok_or_else(|| Error::integrity("audit", format!("seq {seq}")))?;
             let rec: EntryRec = self.open_row(TableId::Audit, &seq.to_be_bytes(), env)?;
             let r = rec.into_record(seq);
-            let keep = q.secret.as_ref().is_none_or(|s| r.name.as_ref() == Some(s))
+            let keep = q
+                .secret
+                .as_ref()
+                .is_none_or(|s| names_secret(r.name.as_deref(), s))
                 && q.principal.as_ref().is_none_or(|p| &r.principal == p)
                 && q.action.is_none_or(|a| r.action == a)
                 && q.outcome.is_none_or(|o| r.outcome == o)
@@ -178,22 +191,63 @@ impl Store {
         Ok(out.into())
     }
 
+    /// The current head of the chain (owners): what `audit head` prints and
+    /// `tresord --audit-head-file` appends.
+    ///
+    /// # Errors
+    /// `PermissionDenied` for non-owners; `Integrity` when the head does not open.
+    pub fn audit_head(&self, actor: &Actor) -> Result<AuditHead> {
+        self.authorize_admin(actor, Action::List, "audit head")?;
+        self.current_audit_head()
+    }
+
+    /// The current head, without a policy check (the daemon's witness file).
+    ///
+    /// # Errors
+    /// `Integrity` when the head does not open; storage errors.
+    pub(crate) fn current_audit_head(&self) -> Result<AuditHead> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let head = meta.get(HEAD)?;
+        let (seq, mac) = read_head(
+            &self.keys,
+            &self.header.store_id,
+            head.as_ref().map(redb::AccessGuard::value),
+        )?;
+        Ok(AuditHead {
+            seq,
+            mac: super::hex(&mac),
+        })
+    }
+
     /// Walks the chain: every seq from 1 present, every MAC right, every record opening, and
     /// the head naming the last record. Names the first broken seq.
     ///
     /// # Errors
     /// Storage errors only; breaks are reported in the result.
     pub fn audit_verify(&self) -> Result<VerifyReport> {
+        self.audit_verify_head(None)
+    }
+
+    /// As [`Store::audit_verify`], and also fails when the log is shorter than, or forked
+    /// from, `witnessed` — a head seen earlier (a store rolled back to an older copy).
+    ///
+    /// # Errors
+    /// Storage errors only; breaks are reported in the result.
+    pub fn audit_verify_head(&self, witnessed: Option<&HeadSpec>) -> Result<VerifyReport> {
         let id = &self.header.store_id;
         let txn = self.db.begin_read()?;
         let table = txn.open_table(AUDIT)?;
         let mut prev = AuditLayout::genesis(&self.keys.audit, id);
         let mut records = 0u64;
+        // Whether the witnessed head was met on the way (its seq with its MAC).
+        let mut met = witnessed.is_some_and(|w| w.seq == Some(0) && w.mac == prev);
         let broken = |seq: u64, records: u64| {
             Ok(VerifyReport {
                 ok: false,
                 records,
                 first_broken_seq: Some(seq),
+                head_mismatch: None,
             })
         };
         for (expected, row) in (1u64..).zip(table.iter()?) {
@@ -216,16 +270,41 @@ impl Store {
             }
             prev = mac;
             records += 1;
+            if let Some(w) = witnessed
+                && w.seq.is_none_or(|s| s == seq)
+                && w.mac == mac
+            {
+                met = true;
+            }
         }
         let meta = txn.open_table(META)?;
         let head = meta.get(HEAD)?;
-        match read_head(&self.keys, id, head.as_ref().map(redb::AccessGuard::value)) {
-            Ok((seq, mac)) if seq == records && mac == prev => Ok(VerifyReport {
-                ok: true,
-                records,
-                first_broken_seq: None,
-            }),
-            _ => broken(records + 1, records),
+        let mut report =
+            match read_head(&self.keys, id, head.as_ref().map(redb::AccessGuard::value)) {
+                Ok((seq, mac)) if seq == records && mac == prev => VerifyReport {
+                    ok: true,
+                    records,
+                    first_broken_seq: None,
+                    head_mismatch: None,
+                },
+                _ => return broken(records + 1, records),
+            };
+        if let Some(w) = witnessed.filter(|_| !met) {
+            report.ok = false;
+            report.head_mismatch = Some(match w.seq {
+                Some(s) if s > records => format!(
+                    "the log ends at seq {records}, before the witnessed head at seq {s}: \
+                     records were removed (the store was rolled back to an older copy?)"
+                ),
+                Some(s) => format!(
+                    "the record at seq {s} is not the witnessed one: the log forked from the \
+                     witnessed head (the store was replaced by another copy?)"
+                ),
+                None => "no record of the log has the witnessed MAC: the log is shorter than, \
+                         or forked from, the witnessed head"
+                    .to_owned(),
+            });
         }
+        Ok(report)
     }
 }

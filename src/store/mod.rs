@@ -121,6 +121,20 @@ fn open_db(path: &Path) -> Result<Database> {
                 "not a tresor store (bad database header)",
             ))
         }
+        // Not writable by this uid, or on a read-only file system: say so, with the path.
+        Err(redb::DatabaseError::Storage(redb::StorageError::Io(e)))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            ) =>
+        {
+            Err(Error::denied(format!(
+                "cannot open {} for reading and writing ({e}); tresor writes to the store \
+                 (audit records, last use) even to read it: run as a user that may write the \
+                 file, on a writable file system",
+                path.display()
+            )))
+        }
         // A file cut short inside redb's own header: damage, not an internal failure.
         Err(redb::DatabaseError::Storage(redb::StorageError::Io(e)))
             if e.kind() == std::io::ErrorKind::UnexpectedEof =>

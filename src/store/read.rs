@@ -7,6 +7,7 @@ use redb::ReadableTable;
 
 use super::audit;
 use super::records::{SecretRec, ValueRec, now_us, value_key};
+use super::secrets::Sealed;
 use super::{SECRETS, Store, VALUES};
 use crate::error::{Error, Result};
 use crate::format::TableId;
@@ -43,6 +44,15 @@ struct Hit {
 enum Found {
     Value(Box<Hit>),
     Failed(Error),
+}
+
+/// The name an audit record shows for a read: `NAME`, or `NAME#field` for a field read (so that
+/// `audit --secret NAME` finds both).
+fn audit_name(name: &str, field: Option<&str>) -> String {
+    match field {
+        Some(f) => format!("{name}#{f}"),
+        None => name.to_owned(),
+    }
 }
 
 fn audit_outcome(e: &Error) -> Outcome {
@@ -89,11 +99,17 @@ impl Store {
     /// Each secret's metadata record is opened once per read: the record found while reading
     /// is the one whose `last_used` the commit moves, unless a write changed it in between.
     pub fn read_batch(&self, reqs: &[ReadRequest]) -> Vec<Result<SecretValue>> {
+        self.read_batch_as(reqs, Action::Read)
+    }
+
+    /// As [`Store::read_batch`], each record naming `action`: `export` for the values of a
+    /// plaintext export (SPEC §3: an export records `export` with every name).
+    pub fn read_batch_as(&self, reqs: &[ReadRequest], action: Action) -> Vec<Result<SecretValue>> {
         let mut found = match self.read_phase(reqs) {
             Ok(f) => f,
             Err(e) => return e.fan_out(reqs.len()).into_iter().map(Err).collect(),
         };
-        if let Err(e) = self.commit_reads(reqs, &mut found) {
+        if let Err(e) = self.commit_reads(reqs, &mut found, action) {
             return e.fan_out(reqs.len()).into_iter().map(Err).collect();
         }
         found
@@ -111,7 +127,12 @@ impl Store {
 
     /// One durable transaction: every read's audit record, and `last_used` on every secret
     /// read (once per secret, however many reads of it the batch holds).
-    fn commit_reads(&self, reqs: &[ReadRequest], found: &mut [Found]) -> Result<()> {
+    fn commit_reads(
+        &self,
+        reqs: &[ReadRequest],
+        found: &mut [Found],
+        action: Action,
+    ) -> Result<()> {
         let now = now_us();
         let txn = self.db.begin_write()?;
         let mut entries = Vec::with_capacity(reqs.len());
@@ -123,10 +144,11 @@ impl Store {
                     Found::Value(hit) => hit,
                     Found::Failed(e) => {
                         let scope = req.scope.clone().unwrap_or_default();
+                        let name = audit_name(&req.name, req.field.as_deref());
                         entries.push(
-                            AuditEntry::new(&req.actor, Action::Read, audit_outcome(e)).secret(
+                            AuditEntry::new(&req.actor, action, audit_outcome(e)).secret(
                                 &scope,
-                                &req.name,
+                                &name,
                                 req.version,
                             ),
                         );
@@ -134,13 +156,12 @@ impl Store {
                     }
                 };
                 let v = &hit.value;
-                entries.push(
-                    AuditEntry::new(&req.actor, Action::Read, Outcome::Ok).secret(
-                        &v.scope,
-                        &v.name,
-                        Some(v.version),
-                    ),
-                );
+                let name = audit_name(&v.name, req.field.as_deref());
+                entries.push(AuditEntry::new(&req.actor, action, Outcome::Ok).secret(
+                    &v.scope,
+                    &name,
+                    Some(v.version),
+                ));
                 if !touched.insert(hit.hash) {
                     continue;
                 }
@@ -194,6 +215,53 @@ impl Store {
         self.read_one(&secrets, &values, &req).map(|hit| hit.value)
     }
 
+    /// Checks, before a set of reads that succeeds or fails as a whole (`/v1/env`, an
+    /// export), that every secret exists and may be read — metadata only, no value is opened.
+    /// The first refusal is audited as one record and returned: a request naming many secrets
+    /// it may not read costs one record, not one per secret. Nothing is recorded when all pass
+    /// (the reads record themselves).
+    ///
+    /// # Errors
+    /// The first read's `NotFound`, `PermissionDenied` or `Ambiguous`; a failure to write its
+    /// audit record.
+    pub fn check_reads(&self, reqs: &[ReadRequest]) -> Result<()> {
+        let refused = {
+            let txn = self.db.begin_read()?;
+            let secrets = txn.open_table(SECRETS)?;
+            reqs.iter()
+                .find_map(|req| self.check_read(&secrets, req).err().map(|e| (req, e)))
+        };
+        let Some((req, e)) = refused else {
+            return Ok(());
+        };
+        let scope = req.scope.clone().unwrap_or_default();
+        let name = audit_name(&req.name, req.field.as_deref());
+        self.record(
+            &AuditEntry::new(&req.actor, Action::Read, audit_outcome(&e)).secret(
+                &scope,
+                &name,
+                req.version,
+            ),
+        )?;
+        Err(e)
+    }
+
+    /// Finds the secret of `req` and checks that its actor may read its value (the check comes
+    /// first, so that a miss and a denial look alike to someone without access).
+    fn check_read(
+        &self,
+        secrets: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
+        req: &ReadRequest,
+    ) -> Result<Sealed> {
+        let found = self.resolve_sealed(secrets, &req.actor, &req.name, req.scope.as_ref())?;
+        let scope = found.as_ref().map_or_else(
+            || req.scope.clone().unwrap_or_default(),
+            |(_, r, _)| r.scope.clone(),
+        );
+        self.allow(&req.actor, Op::ReadValue, &scope, &req.name)?;
+        found.ok_or_else(|| Error::not_found("secret", format!("{scope}/{}", req.name)))
+    }
+
     fn read_phase(&self, reqs: &[ReadRequest]) -> Result<Vec<Found>> {
         let txn = self.db.begin_read()?;
         let secrets = txn.open_table(SECRETS)?;
@@ -215,14 +283,7 @@ impl Store {
         values: &impl ReadableTable<&'static [u8; 40], &'static [u8]>,
         req: &ReadRequest,
     ) -> Result<Hit> {
-        let found = self.resolve_sealed(secrets, &req.actor, &req.name, req.scope.as_ref())?;
-        let scope = found.as_ref().map_or_else(
-            || req.scope.clone().unwrap_or_default(),
-            |(_, r, _)| r.scope.clone(),
-        );
-        self.allow(&req.actor, Op::ReadValue, &scope, &req.name)?;
-        let (h, rec, sealed) =
-            found.ok_or_else(|| Error::not_found("secret", format!("{scope}/{}", req.name)))?;
+        let (h, rec, sealed) = self.check_read(secrets, req)?;
         let version = req.version.unwrap_or(rec.version);
         let vk = value_key(&h, version);
         let raw = values.get(&vk)?.ok_or_else(|| {
@@ -334,7 +395,9 @@ mod tests {
             ..Default::default()
         };
         store.set(&owner, "k", set).expect("set v2");
-        store.commit_reads(&reqs, &mut found).expect("commit");
+        store
+            .commit_reads(&reqs, &mut found, Action::Read)
+            .expect("commit");
         let meta = store.show(&owner, "k", Some(&Scope::Org)).expect("show");
         assert_eq!(meta.version, 2);
         assert!(meta.last_used.is_some());

@@ -481,10 +481,10 @@ fn validate_request(req: &SetRequest) -> Result<()> {
         }
     }
     for k in req.meta.keys() {
-        if k.is_empty() || k.len() > 64 {
+        if k.is_empty() || k.chars().count() > 64 {
             return Err(Error::invalid(
                 "meta",
-                format!("label key {k:?} must have 1 to 64 bytes"),
+                format!("label key {k:?} must have 1 to 64 characters"),
             ));
         }
     }

@@ -193,6 +193,61 @@ pub struct VerifyReport {
     pub records: u64,
     /// The first seq that failed, if any.
     pub first_broken_seq: Option<u64>,
+    /// Why the log disagrees with a witnessed head (`audit verify --head`), if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_mismatch: Option<String>,
+}
+
+/// A witnessed head of the audit chain (SPEC §3): the last seq and its chain MAC. Kept outside
+/// the store, it shows a store rolled back to an older copy (`audit verify --head`). Written
+/// and parsed as `SEQ:MAC` (the MAC in lowercase hex); a bare MAC names no seq.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditHead {
+    /// The seq of the last record (0 for an empty log).
+    pub seq: u64,
+    /// Its chain MAC, 64 lowercase hex digits.
+    pub mac: String,
+}
+
+impl fmt::Display for AuditHead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.seq, self.mac)
+    }
+}
+
+/// A head as given to `audit verify --head`: `SEQ:MAC`, or a bare MAC (then any seq).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeadSpec {
+    /// The seq, when given.
+    pub seq: Option<u64>,
+    /// The MAC.
+    pub mac: [u8; 32],
+}
+
+impl FromStr for HeadSpec {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::invalid(
+                "head",
+                "expected SEQ:MAC or MAC (64 hex digits), as `tresor audit head` prints",
+            )
+        };
+        let s = s.trim();
+        let (seq, mac) = match s.split_once(':') {
+            Some((seq, mac)) => (Some(seq.parse::<u64>().map_err(|_| bad())?), mac),
+            None => (None, s),
+        };
+        if mac.len() != 64 || !mac.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        let mut out = [0u8; 32];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = u8::from_str_radix(&mac[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+        }
+        Ok(Self { seq, mac: out })
+    }
 }
 
 /// One audit record to append ([`Store::record`](crate::Store::record), or inside a store

@@ -22,7 +22,9 @@ mod passphrase;
 mod principal;
 mod value_ref;
 
-pub use audit::{Action, AuditEntry, AuditQuery, AuditRecord, Outcome, VerifyReport};
+pub use audit::{
+    Action, AuditEntry, AuditHead, AuditQuery, AuditRecord, HeadSpec, Outcome, VerifyReport,
+};
 pub use duration::{format_duration, parse_duration};
 pub use encoding::{b64, decode_b64};
 pub use passphrase::Passphrase;

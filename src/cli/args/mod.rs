@@ -329,7 +329,15 @@ pub struct AuditArgs {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Walk the MAC chain; exit 6 naming the first broken record
-    Verify,
+    Verify {
+        /// Also fail when the log is shorter than, or forked from, this head witnessed
+        /// earlier: SEQ:MAC as `audit head` prints it, or a file whose last line is one
+        /// (tresord --audit-head-file)
+        #[arg(long, value_name = "HEAD|FILE")]
+        head: Option<String>,
+    },
+    /// Print the current head of the audit chain (SEQ:MAC) to keep outside the store
+    Head,
 }
 
 /// Filters of `audit`.

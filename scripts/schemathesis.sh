@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Schemathesis over the daemon's OpenAPI document: starts tresord on a temp store (insecure
+# KDF, unlocked, a few secrets), a loopback bridge (127.0.0.1 → the Unix socket; the daemon
+# sees this user, the store's owner, as the peer), runs `schemathesis run openapi.json` with
+# every check, stops everything and exits non-zero on any failure. Installs schemathesis into
+# a venv under target/ (pinned below); run it from anywhere.
+#
+#   bash scripts/schemathesis.sh                    # short run (CI): 20 examples per operation
+#   ST_EXAMPLES=200 ST_MAX_TIME=600 bash scripts/schemathesis.sh   # longer run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+SCHEMATHESIS_VERSION=4.32.5
+EXAMPLES="${ST_EXAMPLES:-20}"
+MAX_TIME="${ST_MAX_TIME:-300}"
+PORT="${ST_PORT:-$((20000 + RANDOM % 20000))}"
+PYTHON="${PYTHON:-python3}"
+VENV=target/pyenv-st
+
+if [ ! -x "$VENV/bin/schemathesis" ]; then
+    mkdir -p target
+    "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+cargo build --locked --bin tresord --bin tresor
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+printf 'schemathesis passphrase\n' >"$WORK/pass"
+chmod 600 "$WORK/pass"
+STORE="$WORK/store.tresor"
+SOCK="$WORK/run/tresord.sock"
+export TRESOR_SOCKET="$SOCK"
+tresor() { "$ROOT/target/debug/tresor" --store "$STORE" --passphrase-file "$WORK/pass" "$@"; }
+tresor init --insecure-kdf >/dev/null 2>&1
+printf 'v1' | tresor set k >/dev/null 2>&1
+printf 'v2' | tresor set k >/dev/null 2>&1
+printf '{"password":"pw"}' >"$WORK/fields.json"
+printf 'dsn' | tresor set db --fields-from "$WORK/fields.json" >/dev/null 2>&1
+
+"$ROOT/target/debug/tresord" --store "$STORE" --socket "$SOCK" --passphrase-file "$WORK/pass" \
+    2>"$WORK/tresord.log" &
+PIDS+=($!)
+for _ in $(seq 200); do [ -S "$SOCK" ] && break; sleep 0.05; done
+[ -S "$SOCK" ] || { echo "error: tresord did not start" >&2; cat "$WORK/tresord.log" >&2; exit 1; }
+
+"$VENV/bin/python" scripts/unix_bridge.py "$SOCK" "$PORT" &
+PIDS+=($!)
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.05; done
+
+status=0
+# Run from the temp dir: schemathesis leaves a .schemathesis/ directory where it runs.
+(cd "$WORK" && "$ROOT/$VENV/bin/schemathesis" run "$ROOT/openapi.json" \
+    --url "http://127.0.0.1:$PORT" \
+    --checks all \
+    --max-examples "$EXAMPLES" \
+    --max-time "$MAX_TIME" \
+    --seed "${ST_SEED:-1}" \
+    --generation-database none \
+    --workers 1 \
+    --no-color \
+    --exclude-operation-id lock \
+    --report junit --report-dir "$ROOT/target/schemathesis" \
+    "$@") || status=$?
+if grep -q "panicked" "$WORK/tresord.log"; then
+    echo "error: tresord panicked:" >&2
+    grep -A3 panicked "$WORK/tresord.log" >&2
+    status=1
+fi
+exit "$status"
