@@ -229,7 +229,7 @@ fn logs_to_a_pipe_have_no_colour_codes() {
     sigterm(&child);
     let out = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(log.contains("tresord serving"), "{log}");
+    assert!(log.contains("tresord starting"), "{log}");
     assert!(
         !log.contains('\u{1b}'),
         "colour codes in a piped log: {log:?}"
