@@ -436,6 +436,9 @@ fn the_daemon_witnesses_heads_in_a_file() {
     let copy = dir.path().join("copy.tresor");
     std::fs::copy(&d.store_path, &copy).unwrap();
     let c = d.client();
+    // The daemon writes the starting head as it starts serving; the socket is bound (and
+    // TestDaemon returns) a moment before.
+    c.status().unwrap();
     let lines = || std::fs::read_to_string(&file).unwrap().lines().count();
     let at_start = lines();
     assert!(at_start >= 1, "the starting head is written");
