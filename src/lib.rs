@@ -71,7 +71,7 @@ pub use error::{Error, ErrorCode, Result};
 #[cfg(feature = "protocol")]
 pub use ops::{Api, Local};
 pub use store::{
-    CreateOptions, KdfChoice, KeyslotInfo, LockedStore, NewKeyslot, PeerAdmission, Store,
-    UnlockSecret,
+    CreateOptions, KdfChoice, KeyslotInfo, LockedStore, NewKeyslot, PeerAdmission, PeerRoles,
+    Store, UnlockSecret,
 };
 pub use types::*;
