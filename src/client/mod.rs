@@ -13,8 +13,8 @@
 //! ```
 
 mod blocking;
+mod early;
 
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use http_body_util::{BodyExt, Full};
@@ -44,28 +44,6 @@ type Sender = SendRequest<Full<Bytes>>;
 /// A kept-alive connection idle longer than this is not reused: the daemon closes idle
 /// connections after its header timeout (5 s), and a request racing that close would fail.
 const IDLE_REUSE: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// The answer a daemon wrote before reading anything and then closed (an unknown peer is
-/// refused as soon as it connects, SPEC §5), read without blocking from a copy of the
-/// connection's descriptor when the request could not be sent.
-fn early_refusal(copy: Option<&std::os::unix::net::UnixStream>) -> Option<Error> {
-    use std::io::Read;
-    let mut s = copy?;
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut n = 0;
-    while n < buf.len() {
-        match s.read(&mut buf[n..]) {
-            Ok(0) | Err(_) => break,
-            Ok(k) => n += k,
-        }
-    }
-    let answer = buf.get(..n)?;
-    let at = answer.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let body = answer.get(at + 4..)?;
-    serde_json::from_slice::<ErrorResponse>(body)
-        .ok()
-        .map(|e| e.error.into_error())
-}
 
 /// A copy of a GET request (no body, no effect), to send again on a new connection.
 fn clone_request(req: &hyper::Request<Full<Bytes>>) -> Option<hyper::Request<Full<Bytes>>> {
@@ -140,9 +118,8 @@ impl AsyncClient {
         &self.socket
     }
 
-    /// A new connection, with a copy of its descriptor to read an early refusal from
-    /// ([`early_refusal`]).
-    async fn connect(&self) -> Result<(Sender, Option<std::os::unix::net::UnixStream>)> {
+    /// A new connection, with the first bytes it receives kept aside (an early refusal).
+    async fn connect(&self) -> Result<(Sender, Option<early::FirstBytes>)> {
         let early = self
             .preconnected
             .lock()
@@ -160,18 +137,14 @@ impl AsyncClient {
                 e,
             )
         })?;
-        let copy = stream
-            .as_fd()
-            .try_clone_to_owned()
-            .ok()
-            .map(std::os::unix::net::UnixStream::from);
+        let (stream, copy) = early::Recording::new(stream);
         let (sender, conn) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| Error::internal("http handshake with tresord failed", e))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        Ok((sender, copy))
+        Ok((sender, Some(copy)))
     }
 
     async fn send(
@@ -217,7 +190,7 @@ impl AsyncClient {
         let resp = match sender.try_send_request(req).await {
             Ok(r) => r,
             // The daemon refused this peer and closed before the request went out.
-            Err(_) if let Some(refused) = early_refusal(copy.as_ref()) => return Err(refused),
+            Err(_) if let Some(refused) = copy.and_then(|c| c.refusal()) => return Err(refused),
             // The daemon closed the kept-alive connection as this request went out. When the
             // request was not sent, or reading it has no effect (GET), sending it again on a
             // new connection is safe.
@@ -228,7 +201,9 @@ impl AsyncClient {
                     sender = again;
                     match r {
                         Ok(r) => r,
-                        Err(e) => return Err(early_refusal(copy.as_ref()).unwrap_or(failed(e))),
+                        Err(e) => {
+                            return Err(copy.and_then(|c| c.refusal()).unwrap_or(failed(e)));
+                        }
                     }
                 }
                 _ => return Err(failed(e.into_error())),
