@@ -105,7 +105,7 @@ impl FromRequestParts<Arc<State>> for Caller {
             // Unknown or empty tokens, a token from the wrong uid: summarized in the audit
             // log (SPEC §3).
             if let Error::Unauthenticated { reason } = &e {
-                state.refusals.note(&peer, reason);
+                let _logged = state.refusals.note(&peer, reason);
             }
             ApiError(e)
         };

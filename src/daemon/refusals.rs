@@ -38,8 +38,8 @@ pub(crate) struct Refusals {
 
 impl Refusals {
     /// Counts one refusal of `peer`, logging it when this uid was not logged in the last
-    /// [`WINDOW`].
-    pub(crate) fn note(&self, peer: &Peer, reason: &str) {
+    /// [`WINDOW`]. Returns whether it logged.
+    pub(crate) fn note(&self, peer: &Peer, reason: &str) -> bool {
         let now = crate::sys::now();
         let tick = tokio::time::Instant::now();
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
@@ -76,7 +76,9 @@ impl Refusals {
             );
             s.unlogged = 0;
             s.logged = tick;
+            return true;
         }
+        false
     }
 
     /// Takes every pending summary.
@@ -149,5 +151,50 @@ impl Batch {
                 channel: Channel::Socket,
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(uid: u32) -> Peer {
+        Peer {
+            uid,
+            gid: uid,
+            pid: 1,
+            exe: None,
+            admission: None,
+        }
+    }
+
+    /// The refused-connection log line is written at most once per uid per minute; the audit
+    /// summary carries every refusal.
+    #[tokio::test(start_paused = true)]
+    async fn refusals_are_logged_once_a_minute_per_uid_and_all_counted() {
+        let r = Refusals::default();
+        let logged = (0..1000).filter(|_| r.note(&peer(7), "unknown")).count();
+        assert_eq!(logged, 1);
+        assert!(r.note(&peer(8), "unknown"), "another uid is logged");
+        tokio::time::sleep(WINDOW).await;
+        assert!(r.note(&peer(7), "unknown"), "logged again a minute later");
+        let batch = r.take();
+        let names: Vec<_> = batch.entries().into_iter().filter_map(|e| e.name).collect();
+        assert!(
+            names.iter().any(|n| n.starts_with("1001 refused from ")),
+            "{names:?}"
+        );
+        assert!(
+            names.iter().any(|n| n.starts_with("1 refused from ")),
+            "{names:?}"
+        );
+        r.restore(batch);
+        r.note(&peer(7), "unknown");
+        assert!(
+            r.take()
+                .entries()
+                .iter()
+                .any(|e| e.name.as_deref().is_some_and(|n| n.starts_with("1002 ")))
+        );
     }
 }

@@ -165,7 +165,7 @@ fn admit_conn(stream: &UnixStream, state: &State, slots: &Arc<Slots>) -> Option<
             owner
         }
         Err(e) => {
-            state.refusals.note(&peer, &e.to_string());
+            let _logged = state.refusals.note(&peer, &e.to_string());
             answer_and_close(stream, &e);
             return None;
         }
