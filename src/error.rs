@@ -387,6 +387,7 @@ impl Error {
 
     /// The free text a variant's Display adds after its fixed prefix (the whole Display for
     /// variants without one).
+    #[cfg(feature = "protocol")]
     pub(crate) fn reason_text(&self) -> String {
         match self {
             Self::PermissionDenied { reason }

@@ -78,8 +78,8 @@ pub use error::{Error, ErrorCode, Result};
 #[cfg(feature = "protocol")]
 pub use ops::{Api, Local};
 pub use store::{
-    CreateOptions, KdfChoice, KeyslotInfo, LockedStore, NewKeyslot, PeerAdmission, ReadRequest,
-    Store, UnlockSecret,
+    CreateOptions, KdfChoice, KeyslotInfo, LockedStore, NewKeyslot, PeerAdmission, PeerRoles,
+    ReadRequest, Store, UnlockSecret,
 };
 pub use types::*;
 

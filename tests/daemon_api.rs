@@ -371,7 +371,21 @@ fn lock_then_unlock_with_backoff() {
             ..Default::default()
         })
         .unwrap();
-    assert_eq!(unlocks.len(), 3);
+    // Three wrong passphrases, and the two attempts refused with 429 during backoff
+    // (finding 16 of issue 7: those were neither staged nor audited).
+    let named = |n: &str| {
+        unlocks
+            .iter()
+            .filter(|r| r.name.as_deref() == Some(n))
+            .count()
+    };
+    assert_eq!(named("staged attempt"), 3, "{unlocks:?}");
+    assert_eq!(
+        named("staged attempt refused during backoff"),
+        2,
+        "{unlocks:?}"
+    );
+    assert_eq!(unlocks.len(), 5);
     assert!(c.audit_verify().unwrap().ok);
 }
 

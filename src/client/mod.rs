@@ -13,6 +13,7 @@
 //! ```
 
 mod blocking;
+mod early;
 
 use std::path::{Path, PathBuf};
 
@@ -117,7 +118,8 @@ impl AsyncClient {
         &self.socket
     }
 
-    async fn connect(&self) -> Result<Sender> {
+    /// A new connection, with the first bytes it receives kept aside (an early refusal).
+    async fn connect(&self) -> Result<(Sender, Option<early::FirstBytes>)> {
         let early = self
             .preconnected
             .lock()
@@ -135,13 +137,14 @@ impl AsyncClient {
                 e,
             )
         })?;
+        let (stream, copy) = early::Recording::new(stream);
         let (sender, conn) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| Error::internal("http handshake with tresord failed", e))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        Ok(sender)
+        Ok((sender, Some(copy)))
     }
 
     async fn send(
@@ -161,8 +164,8 @@ impl AsyncClient {
             reused = None;
         }
         let was_reused = reused.is_some();
-        let mut sender = match reused {
-            Some(s) => s,
+        let (mut sender, copy) = match reused {
+            Some(s) => (s, None),
             None => self.connect().await?,
         };
         let mut req = hyper::Request::builder()
@@ -186,13 +189,22 @@ impl AsyncClient {
         let retry = was_reused.then(|| clone_request(&req));
         let resp = match sender.try_send_request(req).await {
             Ok(r) => r,
+            // The daemon refused this peer and closed before the request went out.
+            Err(_) if let Some(refused) = copy.and_then(|c| c.refusal()) => return Err(refused),
             // The daemon closed the kept-alive connection as this request went out. When the
             // request was not sent, or reading it has no effect (GET), sending it again on a
             // new connection is safe.
             Err(mut e) => match (e.take_message(), retry) {
                 (Some(req), _) | (None, Some(Some(req))) => {
-                    sender = self.connect().await?;
-                    sender.send_request(req).await.map_err(failed)?
+                    let (mut again, copy) = self.connect().await?;
+                    let r = again.send_request(req).await;
+                    sender = again;
+                    match r {
+                        Ok(r) => r,
+                        Err(e) => {
+                            return Err(copy.and_then(|c| c.refusal()).unwrap_or(failed(e)));
+                        }
+                    }
                 }
                 _ => return Err(failed(e.into_error())),
             },

@@ -161,6 +161,12 @@ pub fn main_with_args(args: &DaemonArgs) -> Result<()> {
         .thread_name("tresord")
         .build()
         .map_err(|e| Error::internal("cannot start the runtime", e))?;
+    // Handlers go in before the socket exists: a SIGTERM sent as soon as clients can connect
+    // must stop the daemon cleanly, not kill it.
+    let signals = {
+        let _in_runtime = rt.enter();
+        install_signals()
+    };
     let mut bound = super::bind(&socket_path, group)?;
     let std_listener = bound
         .take_listener()
@@ -172,18 +178,28 @@ pub fn main_with_args(args: &DaemonArgs) -> Result<()> {
     tracing::info!(socket = %socket_path.display(), store = %store_path.display(), "tresord starting");
     let result = rt.block_on(async move {
         let listener = tokio::net::UnixListener::from_std(std_listener)?;
-        super::run(listener, config, shutdown_signal()).await
+        super::run(listener, config, shutdown_signal(signals)).await
     });
     drop(bound);
     result
 }
 
-async fn shutdown_signal() {
+type Signals = Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>;
+
+/// SIGTERM and SIGINT handlers (inside the runtime).
+fn install_signals() -> Signals {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
+    ) {
+        (Ok(term), Ok(int)) => Some((term, int)),
+        _ => None,
+    }
+}
+
+async fn shutdown_signal(signals: Signals) {
+    let Some((mut term, mut int)) = signals else {
         tracing::error!("cannot install signal handlers; stop with SIGKILL");
         return std::future::pending().await;
     };

@@ -101,24 +101,34 @@ impl FromRequestParts<Arc<State>> for Caller {
                 source: None,
             })
         })?;
-        let token = bearer(parts)?;
+        let refused = |e: Error| {
+            // Unknown or empty tokens, a token from the wrong uid: summarized in the audit
+            // log (SPEC §3).
+            if let Error::Unauthenticated { reason } = &e {
+                let _logged = state.refusals.note(&peer, reason);
+            }
+            ApiError(e)
+        };
+        let token = bearer(parts).map_err(|e| refused(e.0))?;
         let mut actor = Actor {
             principal: String::new(),
             role: None,
             uid: peer.uid,
             gid: peer.gid,
             pid: peer.pid,
-            exe: peer.exe,
+            exe: peer.exe.clone(),
             channel: Channel::Socket,
         };
         if let Ok(store) = state.cell.store() {
-            state.touch();
             // The connection's admission already authenticated a peer without a token; a
             // request is authenticated here only with a token or when principals changed.
             let p = match &peer.admission {
-                Some(admission) => store.authenticate_admitted(admission, token)?,
-                None => store.authenticate(peer.uid, peer.gid, token)?,
-            };
+                Some(admission) => store.authenticate_admitted(admission, token),
+                None => store.authenticate(peer.uid, peer.gid, token),
+            }
+            .map_err(refused)?;
+            // Only an authenticated request keeps the store from the idle lock.
+            state.touch();
             actor.principal = p.name;
             actor.role = p.kind.role();
             return Ok(Self {
@@ -126,11 +136,11 @@ impl FromRequestParts<Arc<State>> for Caller {
                 store: Some(store),
             });
         }
-        actor.role = state.locked_role(peer.uid);
+        actor.role = state.locked_role(peer.uid, peer.gid);
         actor.principal =
             crate::sys::user_name(peer.uid).unwrap_or_else(|| format!("uid-{}", peer.uid));
         if actor.role.is_none() {
-            return Err(ApiError(Error::Unauthenticated {
+            return Err(refused(Error::Unauthenticated {
                 reason: format!("uid {} is not a known principal", peer.uid),
             }));
         }

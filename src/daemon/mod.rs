@@ -1,8 +1,9 @@
 //! `tresord`: holds the unlocked store and serves API v1 over a Unix socket (SPEC §5, §6).
 //!
 //! ```text
-//!  accept ─▶ peer uid/gid/pid (kernel) ─▶ principal? ── no ─▶ 401, close
-//!                                            │ yes
+//!  accept ─▶ peer uid/gid/pid (kernel) ─▶ principal? ── no ─▶ 401, close (nothing read;
+//!                                            │ yes               summarized in the audit log)
+//!                    slot (per uid, total, owners' reserve; slots.rs) or wait in the uid's queue
 //!                    hyper http1 (header timeout 5 s) ─▶ axum Router (routes.rs)
 //!                                            │
 //!      routes.rs: Caller ─▶ decode the ops:: request ─▶ Operation::apply ─▶ JSON / error
@@ -17,9 +18,11 @@ mod admin;
 mod args;
 mod batch;
 mod http;
+mod refusals;
 mod routes;
 mod serve;
 mod session;
+mod slots;
 mod socket;
 mod state;
 mod witness;
@@ -70,7 +73,9 @@ pub struct Config {
     pub store: Opened,
     /// Lock after this long without a request.
     pub idle_lock: Option<Duration>,
-    /// The most connections served at once; further clients wait in the accept queue.
+    /// The most connections served at once; an eighth of them are kept for owners, and one
+    /// uid is served on at most a quarter. Further connections of a known uid wait (up to
+    /// four times that many; beyond, 429); unknown peers are closed at once.
     pub max_connections: usize,
     /// Commit the audit records of concurrent reads together (SPEC §3). Off only to measure
     /// what it buys.

@@ -8,17 +8,20 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{mpsc, watch};
 use tower::ServiceExt;
 
 use super::batch::Batcher;
 use super::http::{ApiError, Peer};
+use super::refusals::WINDOW;
 use super::session::SessionCell;
+use super::slots::{Slots, Ticket, raise_open_files};
 use super::state::State;
 use super::{Config, session_of};
 use crate::error::{Error, Result};
-use crate::protocol::{API_HEADER, API_VERSION};
+use crate::protocol::{API_HEADER, API_VERSION, ErrorResponse};
 use crate::store::PeerAdmission;
+use crate::types::Role;
 
 /// A whole request took longer than `request_timeout`; hyper closes the connection.
 #[derive(Debug)]
@@ -33,7 +36,8 @@ impl std::fmt::Display for TimedOut {
 impl std::error::Error for TimedOut {}
 
 /// Serves API v1 on `listener` until `shutdown` resolves, then finishes in-flight requests,
-/// commits queued reads, drops the store (its keys are wiped) and returns.
+/// commits queued reads, writes pending summaries of refused connections, drops the store
+/// (its keys are wiped) and returns.
 ///
 /// # Errors
 /// `Internal` when the committer thread cannot start.
@@ -42,6 +46,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
+    raise_open_files();
     let cell = Arc::new(SessionCell::new(session_of(config.store)));
     let (batcher, committer) = Batcher::spawn(Arc::clone(&cell), config.group_commit)
         .map_err(|e| Error::internal("cannot start the committer thread", e))?;
@@ -55,18 +60,16 @@ pub async fn run(
     }
     let state = Arc::new(state);
     let router = super::routes::router(Arc::clone(&state));
-    let max = config.max_connections.max(1);
-    let permits = Arc::new(Semaphore::new(max));
+    let slots = Slots::new(config.max_connections);
+    // Every connection task holds a sender; when all are gone, every connection has ended.
+    let (alive, mut all_done) = mpsc::channel::<()>(1);
     let (stop_tx, stop_rx) = watch::channel(false);
     let idle = tokio::spawn(idle_lock(Arc::clone(&state), stop_rx.clone()));
+    let flusher = tokio::spawn(flush_refusals(Arc::clone(&state), stop_rx.clone()));
     let limits = (config.header_timeout, config.request_timeout);
     tokio::pin!(shutdown);
     tracing::info!(locked = cell.store().is_err(), "tresord serving");
     loop {
-        let permit = tokio::select! {
-            p = Arc::clone(&permits).acquire_owned() => p.map_err(|e| Error::internal("semaphore closed", e))?,
-            () = &mut shutdown => break,
-        };
         let stream = tokio::select! {
             r = listener.accept() => match r {
                 Ok((s, _)) => s,
@@ -79,18 +82,34 @@ pub async fn run(
             },
             () = &mut shutdown => break,
         };
-        let (state, router, stop) = (Arc::clone(&state), router.clone(), stop_rx.clone());
+        let Some((peer, ticket)) = admit_conn(&stream, &state, &slots) else {
+            // Refused: closed without reading a byte.
+            continue;
+        };
+        let (router, mut stop) = (router.clone(), stop_rx.clone());
+        let alive = alive.clone();
         tokio::spawn(async move {
-            serve_conn(stream, &state, router, stop, limits).await;
-            drop(permit);
+            let _alive = alive;
+            let slot = tokio::select! {
+                s = ticket.slot() => s,
+                () = stopped(&mut stop) => return,
+            };
+            serve_conn(stream, peer, router, stop, limits).await;
+            drop(slot);
         });
     }
     tracing::info!("shutting down: finishing in-flight requests");
     let _ = stop_tx.send(true);
     drop(listener);
-    let all = u32::try_from(max).unwrap_or(u32::MAX);
-    let _drained = permits.acquire_many(all).await;
+    drop(alive);
+    let _ = all_done.recv().await;
     idle.abort();
+    let _ = flusher.await;
+    if let Ok(store) = cell.store() {
+        state.flush_refusals(&store).await;
+    } else {
+        state.refusals.log_unwritten();
+    }
     drop(router);
     drop(state);
     // The committer ends once every Batcher is gone, after committing what was queued.
@@ -100,70 +119,125 @@ pub async fn run(
     Ok(())
 }
 
+/// The kernel's credentials of the peer; the executable is looked up only once admitted.
 fn peer_of(stream: &UnixStream) -> Option<Peer> {
     let cred = stream.peer_cred().ok()?;
     let pid = cred.pid().and_then(|p| u32::try_from(p).ok()).unwrap_or(0);
-    let exe = (pid != 0)
-        .then(|| std::fs::read_link(format!("/proc/{pid}/exe")).ok())
-        .flatten()
-        .map(|p| p.display().to_string());
     Some(Peer {
         uid: cred.uid(),
         gid: cred.gid(),
         pid,
-        exe,
+        exe: None,
         admission: None,
     })
+}
+
+fn exe_of(pid: u32) -> Option<String> {
+    (pid != 0)
+        .then(|| std::fs::read_link(format!("/proc/{pid}/exe")).ok())
+        .flatten()
+        .map(|p| p.display().to_string())
 }
 
 /// Whether a peer may talk at all, decided once per connection: a principal matches its
 /// uid/gid, or it could still present an agent's bearer token ([`crate::Store::admit`]);
 /// while locked, the owners and principals of the last session. The store's admission (none
 /// while locked) goes with every request of the connection, so that a request without a token
-/// is not authenticated a second time.
-fn admit(state: &State, peer: &Peer) -> Result<Option<PeerAdmission>> {
+/// is not authenticated a second time. Also says whether the peer is an owner.
+fn admit(state: &State, peer: &Peer) -> Result<(Option<PeerAdmission>, bool)> {
     match state.cell.store() {
-        Ok(store) => store.admit(peer.uid, peer.gid).map(Some),
-        Err(_) if state.locked_role(peer.uid).is_some() => Ok(None),
-        Err(_) => Err(Error::Unauthenticated {
-            reason: format!("uid {} is not a known principal", peer.uid),
+        Ok(store) => store.admit(peer.uid, peer.gid).map(|a| {
+            let owner = a.principal().and_then(|p| p.kind.role()) == Some(Role::Owner);
+            (Some(a), owner)
         }),
+        Err(_) => match state.locked_role(peer.uid, peer.gid) {
+            Some(role) => Ok((None, role == Role::Owner)),
+            None => Err(Error::Unauthenticated {
+                reason: format!("uid {} is not a known principal", peer.uid),
+            }),
+        },
     }
+}
+
+/// Decides a new connection as soon as its credentials are read, before a byte of it is:
+/// an unknown peer, or a known one with too many connections already waiting, gets one error
+/// answer and is closed at once; anyone else gets a slot or a place in its uid's queue.
+fn admit_conn(stream: &UnixStream, state: &State, slots: &Arc<Slots>) -> Option<(Peer, Ticket)> {
+    let Some(mut peer) = peer_of(stream) else {
+        tracing::warn!("no peer credentials; closing");
+        return None;
+    };
+    let owner = match admit(state, &peer) {
+        Ok((admission, owner)) => {
+            peer.admission = admission.map(Arc::new);
+            owner
+        }
+        Err(e) => {
+            let _logged = state.refusals.note(&peer, &e.to_string());
+            answer_and_close(stream, &e);
+            return None;
+        }
+    };
+    match slots.admit(peer.uid, owner) {
+        Ok(ticket) => {
+            peer.exe = exe_of(peer.pid);
+            Some((peer, ticket))
+        }
+        Err(full) => {
+            tracing::debug!(
+                uid = peer.uid,
+                per_uid = full.per_uid,
+                "too many connections of one uid wait; closing"
+            );
+            answer_and_close(
+                stream,
+                &Error::TooManyRequests {
+                    retry_after_ms: 1000,
+                },
+            );
+            None
+        }
+    }
+}
+
+/// Writes one error answer without reading anything (a fresh socket's buffer takes it
+/// without blocking; if not, nothing is written). The caller then drops the stream.
+fn answer_and_close(stream: &UnixStream, e: &Error) {
+    let code = e.code();
+    let status = hyper::StatusCode::from_u16(code.http_status())
+        .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::to_vec(&ErrorResponse::from(e)).unwrap_or_default();
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n{API_HEADER}: {API_VERSION}\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        body.len()
+    );
+    if let Error::TooManyRequests { retry_after_ms } = e {
+        let secs = retry_after_ms.div_ceil(1000).max(1);
+        out.push_str("retry-after: ");
+        out.push_str(&secs.to_string());
+        out.push_str("\r\n");
+    }
+    out.push_str("\r\n");
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(&body);
+    let _ = stream.try_write(&bytes);
 }
 
 async fn serve_conn(
     stream: UnixStream,
-    state: &Arc<State>,
+    peer: Peer,
     router: axum::Router,
     mut stop: watch::Receiver<bool>,
     (header_timeout, request_timeout): (std::time::Duration, std::time::Duration),
 ) {
-    let Some(mut peer) = peer_of(&stream) else {
-        tracing::warn!("no peer credentials; closing");
-        return;
-    };
-    // Decided before a byte of the request is read: an unknown peer gets one 401 and the
-    // connection closes.
-    let refused = match admit(state, &peer) {
-        Ok(admission) => {
-            peer.admission = admission.map(Arc::new);
-            None
-        }
-        Err(e) => Some(e),
-    };
-    if let Some(e) = &refused {
-        tracing::warn!(uid = peer.uid, pid = peer.pid, error = %e, "connection refused");
-    }
-    let keep_alive = refused.is_none();
     let svc = service_fn(move |mut req: hyper::Request<Incoming>| {
         let router = router.clone();
-        // The same error again (its text as a reason would repeat `unauthenticated: `).
-        let refused = refused.as_ref().map(Error::clone_fields);
         req.extensions_mut().insert(peer.clone());
         async move {
-            let mut resp = if let Some(e) = refused {
-                axum::response::IntoResponse::into_response(ApiError(e))
-            } else if let Some(bad) = wrong_api(&req) {
+            let mut resp = if let Some(bad) = wrong_api(&req) {
                 axum::response::IntoResponse::into_response(ApiError(bad))
             } else {
                 match tokio::time::timeout(request_timeout, router.oneshot(req)).await {
@@ -180,7 +254,6 @@ async fn serve_conn(
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
-        .keep_alive(keep_alive)
         .serve_connection(TokioIo::new(stream), svc);
     tokio::pin!(conn);
     tokio::select! {
@@ -212,7 +285,23 @@ fn wrong_api(req: &hyper::Request<Incoming>) -> Option<Error> {
     })
 }
 
-/// Locks the store after `idle_lock` without a request.
+/// Writes the summaries of refused connections once a minute (SPEC §3), while unlocked; while
+/// locked they wait for the next unlock.
+async fn flush_refusals(state: Arc<State>, mut stop: watch::Receiver<bool>) {
+    let start = tokio::time::Instant::now() + WINDOW;
+    let mut tick = tokio::time::interval_at(start, WINDOW);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stopped(&mut stop) => return,
+        }
+        if let Ok(store) = state.cell.store() {
+            state.flush_refusals(&store).await;
+        }
+    }
+}
+
+/// Locks the store after `idle_lock` without an authenticated request.
 async fn idle_lock(state: Arc<State>, mut stop: watch::Receiver<bool>) {
     let Some(idle) = state.idle_lock else {
         return;

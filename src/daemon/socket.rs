@@ -3,7 +3,7 @@
 //! answers on it.
 
 use std::fs::{self, File};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{FlockOperation, flock};
@@ -115,11 +115,46 @@ fn take_lock(path: &Path) -> Result<File> {
     }
 }
 
+/// Something other than a socket is at the socket path: it is never removed (SPEC §5).
+fn not_a_socket(path: &Path, meta: &fs::Metadata) -> Error {
+    let ft = meta.file_type();
+    let what = if ft.is_dir() {
+        "a directory"
+    } else if ft.is_symlink() {
+        "a symbolic link"
+    } else if ft.is_file() && looks_like_store(path) {
+        "a tresor store"
+    } else if ft.is_file() {
+        "a regular file"
+    } else {
+        "not a socket"
+    };
+    Error::Conflict {
+        reason: format!(
+            "{} is {what}, not a stale socket; tresord replaces only a socket nobody answers on. \
+             Pick another --socket path",
+            path.display()
+        ),
+        references: Vec::new(),
+    }
+}
+
+/// Whether the file starts with redb's magic, as a store does.
+fn looks_like_store(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && &magic == b"redb"
+}
+
 /// Creates the directory, takes the instance lock, replaces a stale socket and binds.
 ///
 /// # Errors
 /// `PermissionDenied` for a directory that is not ours or others may write; `Conflict` when
-/// another daemon holds the lock or answers on the socket; I/O errors.
+/// another daemon holds the lock or answers on the socket, or when something other than a
+/// socket (a file, a directory, the store) is at `path`; I/O errors.
 pub fn bind(path: &Path, group: Option<u32>) -> Result<BoundSocket> {
     let dir = path
         .parent()
@@ -127,15 +162,20 @@ pub fn bind(path: &Path, group: Option<u32>) -> Result<BoundSocket> {
         .unwrap_or(Path::new("."));
     prepare_dir(dir, group)?;
     let lock = take_lock(path)?;
-    if fs::symlink_metadata(path).is_ok() {
-        if crate::client::daemon_answers(path) {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+        Ok(meta) if !meta.file_type().is_socket() => return Err(not_a_socket(path, &meta)),
+        Ok(_) if crate::client::daemon_answers(path) => {
             return Err(Error::Conflict {
                 reason: format!("a daemon already answers on {}", path.display()),
                 references: Vec::new(),
             });
         }
-        tracing::info!(socket = %path.display(), "replacing a stale socket");
-        fs::remove_file(path)?;
+        Ok(_) => {
+            tracing::info!(socket = %path.display(), "replacing a stale socket");
+            fs::remove_file(path)?;
+        }
     }
     let listener = std::os::unix::net::UnixListener::bind(path)?;
     let mode = if group.is_some() { 0o660 } else { 0o600 };

@@ -1,16 +1,16 @@
 //! The daemon's shared state: the session (see `session.rs`), unlock backoff, idle lock, and
 //! who may talk to the daemon while the store is locked.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::batch::Batcher;
+use super::refusals::Refusals;
 use super::session::{Session, SessionCell};
 use crate::error::{Error, Result};
-use crate::store::{Store, UnlockSecret};
+use crate::store::{PeerRoles, Store, UnlockSecret};
 use crate::types::{Action, Actor, AuditEntry, Outcome, Passphrase, Role};
 
 /// Failed unlocks allowed before backoff starts.
@@ -49,8 +49,10 @@ pub(crate) struct State {
     pub idle_lock: Option<Duration>,
     since: Mutex<jiff::Timestamp>,
     last_activity: Mutex<Instant>,
-    /// Peers that may connect while locked, from the last unlocked session (uid → role).
-    locked_peers: Mutex<HashMap<u32, Role>>,
+    /// Peers that may connect while locked, from the last unlocked session.
+    locked_peers: Mutex<PeerRoles>,
+    /// Refused connections and requests not yet in the audit log.
+    pub refusals: Refusals,
     backoff: tokio::sync::Mutex<Backoff>,
     daemon_uid: u32,
     /// Where new audit heads are appended (`--audit-head-file`).
@@ -69,7 +71,8 @@ impl State {
             idle_lock,
             since: Mutex::new(crate::sys::now()),
             last_activity: Mutex::new(Instant::now()),
-            locked_peers: Mutex::new(HashMap::new()),
+            locked_peers: Mutex::new(PeerRoles::default()),
+            refusals: Refusals::default(),
             backoff: tokio::sync::Mutex::new(Backoff::default()),
             daemon_uid: rustix::process::geteuid().as_raw(),
             witness: None,
@@ -84,7 +87,7 @@ impl State {
         *self.since.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Marks activity (for the idle lock).
+    /// Marks activity (for the idle lock): called for authenticated requests only.
     pub(crate) fn touch(&self) {
         *self
             .last_activity
@@ -101,15 +104,34 @@ impl State {
 
     /// The role a peer has while the store is locked: the daemon's own uid and root are
     /// owners; other principals of the last session keep their role; anyone else is unknown.
-    pub(crate) fn locked_role(&self, uid: u32) -> Option<Role> {
+    pub(crate) fn locked_role(&self, uid: u32, gid: u32) -> Option<Role> {
         if uid == self.daemon_uid || uid == 0 {
             return Some(Role::Owner);
         }
         self.locked_peers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(&uid)
-            .copied()
+            .role(uid, gid)
+    }
+
+    /// Writes the pending summaries of refused connections to the audit log of `store`
+    /// (SPEC §3); when that fails they stay pending.
+    pub(crate) async fn flush_refusals(&self, store: &Arc<Store>) {
+        let batch = self.refusals.take();
+        if batch.is_empty() {
+            return;
+        }
+        let entries = batch.entries();
+        let store = Arc::clone(store);
+        let written =
+            tokio::task::spawn_blocking(move || entries.iter().try_for_each(|e| store.record(e)))
+                .await
+                .map_err(|e| Error::internal("the audit task failed", e))
+                .and_then(|r| r);
+        if let Err(e) = written {
+            tracing::error!(error = %e, "cannot record refused connections; kept for later");
+            self.refusals.restore(batch);
+        }
     }
 
     /// Remembers the uids of the store's principals, for the locked state.
@@ -128,6 +150,14 @@ impl State {
     pub(crate) async fn unlock(&self, actor: Actor, pass: Passphrase) -> Result<()> {
         let mut backoff = self.backoff.lock().await;
         if let Some(wait) = backoff.wait(Instant::now()) {
+            // Refused without being tried, and staged for the audit log all the same.
+            if let Some(locked) = self.cell.locked() {
+                let staged =
+                    tokio::task::spawn_blocking(move || locked.stage_refused(&actor)).await;
+                if !matches!(staged, Ok(Ok(()))) {
+                    tracing::error!("cannot stage an unlock attempt refused during backoff");
+                }
+            }
             let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
             return Err(Error::TooManyRequests { retry_after_ms: ms });
         }
@@ -179,6 +209,7 @@ impl State {
                 }
             }
         };
+        self.flush_refusals(&taken).await;
         let who = actor.cloned().unwrap_or_else(Actor::daemon);
         let entry = AuditEntry::new(&who, Action::Lock, Outcome::Ok).named(if actor.is_some() {
             "lock"

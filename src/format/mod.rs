@@ -307,7 +307,7 @@ impl AuditLayout {
 ///      0     8  time, microseconds since the Unix epoch (signed)
 ///      8     4  uid
 ///     12     4  pid
-///     16     1  outcome (0 ok, 1 denied, 3 error)
+///     16     1  outcome (0 ok, 1 denied, 2 refused during backoff, 3 error)
 ///     17        end
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -318,7 +318,7 @@ pub struct StagedAttempt {
     pub uid: u32,
     /// Who (pid).
     pub pid: u32,
-    /// 0 ok, 1 denied, 3 error.
+    /// 0 ok, 1 denied, 2 refused during backoff, 3 error.
     pub outcome: u8,
 }
 

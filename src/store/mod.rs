@@ -43,7 +43,7 @@ pub use db::BackendFactory;
 pub use db::Degraded;
 use db::{Db, Opener};
 pub use keys::{KdfChoice, KeyslotInfo, NewKeyslot, UnlockSecret};
-pub use peers::PeerAdmission;
+pub use peers::{PeerAdmission, PeerRoles};
 pub use read::ReadRequest;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -53,6 +53,8 @@ const VALUES: TableDefinition<&[u8; 40], &[u8]> = TableDefinition::new("values")
 const PRINCIPALS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("principals");
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 const STAGING: TableDefinition<u64, &[u8]> = TableDefinition::new("staging");
+/// The staged outcome of an unlock attempt refused during backoff (see [`StagedAttempt`]).
+const STAGED_REFUSED: u8 = 2;
 
 /// The redb page cache (redb's own default is 1 GiB). redb fills it lazily, so a small store
 /// costs only its own size (the daemon's budget: 8 MiB idle); a 100k-secret store (about
@@ -532,6 +534,26 @@ impl LockedStore {
     /// # Errors
     /// When the record cannot be written.
     pub fn stage_attempt(&self, actor: &Actor, outcome: Outcome) -> Result<()> {
+        self.stage(
+            actor,
+            match outcome {
+                Outcome::Ok => 0,
+                Outcome::Denied => 1,
+                _ => 3,
+            },
+        )
+    }
+
+    /// Records an unlock attempt refused without trying it, because failed attempts made the
+    /// caller wait (backoff), in the staging table; sealed as `denied` at the next unlock.
+    ///
+    /// # Errors
+    /// When the record cannot be written.
+    pub fn stage_refused(&self, actor: &Actor) -> Result<()> {
+        self.stage(actor, STAGED_REFUSED)
+    }
+
+    fn stage(&self, actor: &Actor, outcome: u8) -> Result<()> {
         let txn = self.db.begin_write()?;
         {
             let mut t = txn.open_table(STAGING)?;
@@ -540,11 +562,7 @@ impl LockedStore {
                 time_us: crate::sys::now().as_microsecond(),
                 uid: actor.uid,
                 pid: actor.pid,
-                outcome: match outcome {
-                    Outcome::Ok => 0,
-                    Outcome::Denied => 1,
-                    _ => 3,
-                },
+                outcome,
             };
             t.insert(next, rec.encode().as_slice())?;
         }
@@ -565,12 +583,13 @@ impl Store {
                 let Some(s) = StagedAttempt::decode(v.value()) else {
                     continue;
                 };
-                let outcome = match s.outcome {
-                    0 => Outcome::Ok,
-                    1 => Outcome::Denied,
-                    _ => Outcome::Error,
+                let (outcome, what) = match s.outcome {
+                    0 => (Outcome::Ok, "staged attempt"),
+                    1 => (Outcome::Denied, "staged attempt"),
+                    STAGED_REFUSED => (Outcome::Denied, "staged attempt refused during backoff"),
+                    _ => (Outcome::Error, "staged attempt"),
                 };
-                let mut e = AuditEntry::new(actor, Action::Unlock, outcome).named("staged attempt");
+                let mut e = AuditEntry::new(actor, Action::Unlock, outcome).named(what);
                 e.time = jiff::Timestamp::from_microsecond(s.time_us)
                     .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
                 e.uid = s.uid;

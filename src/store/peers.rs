@@ -125,7 +125,12 @@ impl Store {
             };
         }
         let mut people: Vec<&PrincipalRec> = callers()
-            .filter(|p| p.uid == Some(uid) && p.kind != PrincipalKind::Agent)
+            // An owner or member that names a gid too is matched only from that gid.
+            .filter(|p| {
+                p.uid == Some(uid)
+                    && p.gid.is_none_or(|g| g == gid)
+                    && p.kind != PrincipalKind::Agent
+            })
             .collect();
         people.sort_by_key(|p| p.kind);
         if let Some(p) = people.first() {
@@ -214,21 +219,21 @@ impl Store {
         self.authenticate_in(&cache, admission.uid, admission.gid, token)
     }
 
-    /// The role of every uid a principal names (the strongest, when several name it): what a
-    /// front end may remember to recognize its peers while the store is locked.
+    /// The role of every uid a principal names, with the gid it must come from when the
+    /// principal names one: what a front end may remember to recognize its peers while the
+    /// store is locked.
     ///
     /// # Errors
     /// `Internal` when the principal cache was poisoned by a panic.
-    pub fn peer_roles(&self) -> Result<HashMap<u32, Role>> {
+    pub fn peer_roles(&self) -> Result<PeerRoles> {
         let cache = self.principals.read().map_err(|_| poisoned())?;
-        let mut map = HashMap::new();
+        let mut map: HashMap<u32, Vec<(Option<u32>, Role)>> = HashMap::new();
         for p in cache.by_name.values() {
             if let (Some(uid), Some(role)) = (p.uid, p.kind.role()) {
-                let e = map.entry(uid).or_insert(role);
-                *e = (*e).min(role);
+                map.entry(uid).or_default().push((p.gid, role));
             }
         }
-        Ok(map)
+        Ok(PeerRoles(map))
     }
 
     /// Checks that `actor` may administer the store (owners only). A denial is audited as
@@ -250,6 +255,23 @@ impl Store {
     /// call it by its public name.
     pub(crate) fn authorize_admin(&self, actor: &Actor, action: Action, what: &str) -> Result<()> {
         self.authorize(actor, action, what)
+    }
+}
+
+/// The roles peers have by uid (and gid, for principals that name one), remembered for while
+/// the store is locked ([`Store::peer_roles`]).
+#[derive(Clone, Debug, Default)]
+pub struct PeerRoles(HashMap<u32, Vec<(Option<u32>, Role)>>);
+
+impl PeerRoles {
+    /// The strongest role a peer with this uid and gid has, if any.
+    pub fn role(&self, uid: u32, gid: u32) -> Option<Role> {
+        self.0
+            .get(&uid)?
+            .iter()
+            .filter(|(g, _)| g.is_none_or(|g| g == gid))
+            .map(|(_, r)| *r)
+            .min()
     }
 }
 
@@ -343,8 +365,8 @@ mod tests {
         );
         assert!(store.admit(4242, 4242).is_err());
         assert_eq!(
-            store.peer_roles().expect("roles").get(&4343),
-            Some(&Role::Agent)
+            store.peer_roles().expect("roles").role(4343, 4343),
+            Some(Role::Agent)
         );
     }
 }

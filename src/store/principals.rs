@@ -86,6 +86,15 @@ impl Cache {
     }
 }
 
+fn last_owner(name: &str) -> Error {
+    Error::Conflict {
+        reason: format!(
+            "{name} is the last owner; add another owner first, then remove or change {name}"
+        ),
+        references: Vec::new(),
+    }
+}
+
 fn token_text(raw: &[u8]) -> SecretBytes {
     let mut s = b"tresor_".to_vec();
     s.extend_from_slice(
@@ -197,7 +206,8 @@ impl Store {
     ///
     /// # Errors
     /// `InvalidArgument` for a bad name or an agent with neither uid, gid nor token;
-    /// `Conflict` when a team has that name; `PermissionDenied` for non-owners.
+    /// `Conflict` when a team has that name or when it would change the last owner into
+    /// another role; `PermissionDenied` for non-owners.
     pub fn principal_add(
         &self,
         actor: &Actor,
@@ -225,12 +235,20 @@ impl Store {
             token_hash = Some(self.keys.token.mac(t.expose()));
             token = Some(t);
         }
+        let owners = || self.owner_count();
         let p = self.mutate_principal(actor, Action::Principal, &spec.name, |old| {
             if old.as_ref().is_some_and(|o| o.kind == PrincipalKind::Team) {
                 return Err(Error::Conflict {
                     reason: format!("{} is a team", spec.name),
                     references: Vec::new(),
                 });
+            }
+            // The last owner may be replaced by an owner, never by another role (SPEC §5).
+            if old.as_ref().is_some_and(|o| o.kind == PrincipalKind::Owner)
+                && spec.role != Role::Owner
+                && owners() <= 1
+            {
+                return Err(last_owner(&spec.name));
             }
             Ok(Some(PrincipalRec {
                 name: spec.name.clone(),
@@ -284,26 +302,26 @@ impl Store {
     /// # Errors
     /// `NotFound`; `Conflict` when removing the last owner.
     pub fn principal_remove(&self, actor: &Actor, name: &str) -> Result<()> {
-        let owners = || {
-            self.principals.read().map_or(0, |c| {
-                c.by_name
-                    .values()
-                    .filter(|p| p.kind == PrincipalKind::Owner)
-                    .count()
-            })
-        };
+        let owners = || self.owner_count();
         self.mutate_principal(actor, Action::Principal, name, |old| match old {
             None => Err(Error::not_found("principal", name)),
-            Some(o) if o.kind == PrincipalKind::Owner && owners() <= 1 => Err(Error::Conflict {
-                reason: format!("{name} is the last owner"),
-                references: Vec::new(),
-            }),
+            Some(o) if o.kind == PrincipalKind::Owner && owners() <= 1 => Err(last_owner(name)),
             Some(_) => Ok(None),
         })?;
         for team in self.teams_of(name) {
             self.team_leave(actor, &team, name)?;
         }
         Ok(())
+    }
+
+    /// How many owners the store lists (0 when the cache was poisoned).
+    fn owner_count(&self) -> usize {
+        self.principals.read().map_or(0, |c| {
+            c.by_name
+                .values()
+                .filter(|p| p.kind == PrincipalKind::Owner)
+                .count()
+        })
     }
 
     /// Adds a grant to an agent (or member).

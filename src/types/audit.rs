@@ -70,11 +70,14 @@ pub enum Action {
     Rekey,
     Export,
     Import,
+    /// Refused connections of one uid, summarized (SPEC §3). Last, so that records written
+    /// before it existed decode unchanged.
+    Connect,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 16] = [
         Self::Read,
         Self::List,
         Self::Set,
@@ -90,6 +93,7 @@ impl Action {
         Self::Rekey,
         Self::Export,
         Self::Import,
+        Self::Connect,
     ];
 
     /// The spec's name.
@@ -110,6 +114,7 @@ impl Action {
             Self::Rekey => "rekey",
             Self::Export => "export",
             Self::Import => "import",
+            Self::Connect => "connect",
         }
     }
 }
