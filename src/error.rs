@@ -96,6 +96,13 @@ pub enum Error {
         /// The version this build reads and writes.
         supported: u16,
     },
+    /// A needed service cannot be reached: an upstream provider with no usable cache (SPEC
+    /// §11), or the store's disk (`unavailable`, 503; CLI exit 8).
+    #[error("unavailable: {reason}")]
+    Unavailable {
+        /// What is unavailable and why (a provider and path, never a token).
+        reason: String,
+    },
     /// An I/O, database or other internal failure (`internal`, 500).
     #[error("internal: {message}")]
     Internal {
@@ -155,6 +162,8 @@ pub enum ErrorCode {
     Integrity,
     /// 500
     Internal,
+    /// 503
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -172,6 +181,7 @@ impl ErrorCode {
             Self::TooManyRequests => "too_many_requests",
             Self::Integrity => "integrity",
             Self::Internal => "internal",
+            Self::Unavailable => "unavailable",
         }
     }
 
@@ -189,6 +199,7 @@ impl ErrorCode {
             "too_many_requests" => Self::TooManyRequests,
             "integrity" => Self::Integrity,
             "internal" => Self::Internal,
+            "unavailable" => Self::Unavailable,
             _ => return None,
         })
     }
@@ -205,6 +216,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => 413,
             Self::TooManyRequests => 429,
             Self::Integrity | Self::Internal => 500,
+            Self::Unavailable => 503,
         }
     }
 }
@@ -230,6 +242,7 @@ impl Error {
             Self::TooManyRequests { .. } => ErrorCode::TooManyRequests,
             Self::Integrity { .. } => ErrorCode::Integrity,
             Self::UnsupportedVersion { .. } | Self::Internal { .. } => ErrorCode::Internal,
+            Self::Unavailable { .. } => ErrorCode::Unavailable,
         }
     }
 
@@ -243,6 +256,7 @@ impl Error {
             Self::Integrity { .. } => 6,
             Self::Conflict { .. } | Self::Ambiguous { .. } => 7,
             Self::InvalidArgument { .. } => 2,
+            Self::Unavailable { .. } => 8,
             _ => 1,
         }
     }
@@ -336,6 +350,9 @@ impl Error {
             },
             Self::WrongPassphrase => Self::WrongPassphrase,
             Self::Locked => Self::Locked,
+            Self::Unavailable { reason } => Self::Unavailable {
+                reason: reason.clone(),
+            },
             Self::InvalidArgument { field, reason } => Self::invalid(field.clone(), reason.clone()),
             Self::Conflict { reason, references } => Self::Conflict {
                 reason: reason.clone(),
@@ -399,6 +416,7 @@ impl Error {
                 message: m,
                 source: None,
             },
+            ErrorCode::Unavailable => Self::Unavailable { reason: m },
         }
     }
 }

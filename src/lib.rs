@@ -64,6 +64,8 @@ pub mod sys;
 pub mod types;
 #[cfg(any(feature = "cli", feature = "daemon"))]
 pub mod unlock;
+#[cfg(feature = "upstream")]
+pub mod upstream;
 
 #[cfg(feature = "client")]
 pub use client::{AsyncClient, Client};

@@ -17,6 +17,7 @@ mod admin;
 mod args;
 mod batch;
 mod http;
+mod refresh;
 mod routes;
 mod serve;
 mod session;

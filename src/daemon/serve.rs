@@ -51,6 +51,10 @@ pub async fn run(
     let permits = Arc::new(Semaphore::new(max));
     let (stop_tx, stop_rx) = watch::channel(false);
     let idle = tokio::spawn(idle_lock(Arc::clone(&state), stop_rx.clone()));
+    let refresher = tokio::spawn(super::refresh::refresher(
+        Arc::clone(&cell),
+        stop_rx.clone(),
+    ));
     let limits = (config.header_timeout, config.request_timeout);
     tokio::pin!(shutdown);
     tracing::info!(locked = cell.store().is_err(), "tresord serving");
@@ -83,6 +87,7 @@ pub async fn run(
     let all = u32::try_from(max).unwrap_or(u32::MAX);
     let _drained = permits.acquire_many(all).await;
     idle.abort();
+    refresher.abort();
     drop(router);
     drop(state);
     // The committer ends once every Batcher is gone, after committing what was queued.

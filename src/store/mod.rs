@@ -11,6 +11,7 @@
 //! | `principals` | principal-name hash (32)    | sealed principal (grants, members)     |
 //! | `audit`      | seq (u64)                   | chain MAC ‖ sealed audit entry         |
 //! | `staging`    | arrival counter (u64)       | staged unlock attempt (plain, nothing secret) |
+//! | `upstream`   | provider / binding hash (32)| sealed provider or remote binding (SPEC §11) |
 //!
 //! A name hash is BLAKE3-keyed(name key, "secret" ‖ scope ‖ name): names are never stored
 //! in the clear, and a lookup is one point get.
@@ -24,6 +25,7 @@ mod principals;
 mod read;
 mod records;
 mod secrets;
+mod upstream;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -40,6 +42,7 @@ use crate::types::{Action, Actor, AuditEntry, Outcome, Passphrase};
 pub use keys::{KdfChoice, KeyslotInfo, NewKeyslot, UnlockSecret};
 pub use peers::PeerAdmission;
 pub use read::ReadRequest;
+pub use upstream::BindingRec;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const KEYSLOTS: TableDefinition<u32, &[u8]> = TableDefinition::new("keyslots");

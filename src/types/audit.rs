@@ -70,11 +70,15 @@ pub enum Action {
     Rekey,
     Export,
     Import,
+    /// A fetch from an upstream provider (read-through, refresh, fallback to the cache, sync).
+    Fetch,
+    /// A provider added, changed or removed.
+    Provider,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 17] = [
         Self::Read,
         Self::List,
         Self::Set,
@@ -90,6 +94,8 @@ impl Action {
         Self::Rekey,
         Self::Export,
         Self::Import,
+        Self::Fetch,
+        Self::Provider,
     ];
 
     /// The spec's name.
@@ -110,6 +116,8 @@ impl Action {
             Self::Rekey => "rekey",
             Self::Export => "export",
             Self::Import => "import",
+            Self::Fetch => "fetch",
+            Self::Provider => "provider",
         }
     }
 }
