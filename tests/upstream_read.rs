@@ -1,6 +1,6 @@
 //! Remote secrets against a real OpenBao (SPEC §11): auth, rotation, stale fallback,
 //! max_staleness, references, bad input, and that a provider token never leaks.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::too_many_lines)] // scenario tests read top to bottom
 
 mod cli_support;
 mod upstream_support;
@@ -276,7 +276,12 @@ fn never_fetched_is_unavailable_and_bad_input_caches_nothing() {
     // A non-string value is served as its JSON.
     env.run(&["set", "num", "--remote", "bao:secret/kv2/x#n"], None);
     assert_eq!(env.run(&["get", "num"], None).out(), "1");
+}
 
+#[test]
+fn broken_upstreams_cache_nothing() {
+    let env = Env::new();
+    env.set("bao-token", ROOT.as_bytes(), &[]);
     // Upstream JSON that does not parse, and a 50 MB answer: clear errors, nothing cached.
     let junk = canned(200, b"{not json".to_vec());
     let huge = canned(200, vec![b' '; 50 * 1024 * 1024]);

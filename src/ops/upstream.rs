@@ -308,7 +308,12 @@ impl Operation for Sync {
                     .authorize(cx.actor, crate::types::Action::Fetch, "sync status")?;
                 Ok(SyncResponse {
                     report: None,
-                    bindings: cx.store.bindings()?.iter().map(|b| b.status()).collect(),
+                    bindings: cx
+                        .store
+                        .bindings()?
+                        .iter()
+                        .map(crate::store::BindingRec::status)
+                        .collect(),
                 })
             }
             SyncAction::Pull => {

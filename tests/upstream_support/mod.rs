@@ -2,6 +2,7 @@
 //! drop), a raw loopback HTTP helper for bulk writes, and fake upstreams for bad input.
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -171,7 +172,7 @@ pub fn http(
         body.len()
     );
     if let Some(t) = token {
-        req.push_str(&format!("X-Vault-Token: {t}\r\n"));
+        let _ = write!(req, "X-Vault-Token: {t}\r\n");
     }
     req.push_str("\r\n");
     req.push_str(body);
