@@ -216,18 +216,18 @@ pub struct SetArgs {
     /// Accept an empty value
     #[arg(long)]
     pub allow_empty: bool,
-    /// A remote secret: its value comes from PROVIDER:MOUNT/PATH[#KEY] (no local value)
+    /// A remote secret from PROVIDER:MOUNT/PATH[#KEY] (no local value)
     #[arg(
         long,
-        value_name = "PROVIDER:MOUNT/PATH#KEY",
+        value_name = "REMOTE",
         group = "value_source",
         conflicts_with = "fields_from"
     )]
     pub remote: Option<String>,
-    /// With --remote: serve the cached value at most this long after the last good fetch
+    /// With --remote: serve the cache at most this long after a good fetch
     #[arg(long, value_name = "DURATION", requires = "remote")]
     pub max_staleness: Option<String>,
-    /// With --remote: the daemon refreshes it this often in the background
+    /// With --remote: the daemon refreshes it this often
     #[arg(long, value_name = "DURATION", requires = "remote")]
     pub refresh: Option<String>,
 }
