@@ -378,11 +378,20 @@ fn daemon_refresh_cache_at_start_and_slow_upstream() {
         let d = cli_support::start(&env, true);
         let first = cli_support::via(&env, &d, &["get", "api"], None);
         assert_eq!(first.out(), "one", "{}", first.stderr);
-        // Rotated upstream: the refresher picks it up; reads do not fetch.
+        // Rotated upstream: the refresher picks it up with no read asking (sync status moves
+        // to v2), and reads are served from the cache without fetching.
         bao.put("svc/api", r#"{"value":"two"}"#);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if cli_support::via(&env, &d, &["get", "api"], None).out() == "two" {
+            let st = cli_support::via(&env, &d, &["--json", "sync", "status"], None);
+            let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+            let api = st
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|b| b["secret"] == "org/api")
+                .unwrap();
+            if api["upstream_version"] == 2 {
                 break;
             }
             assert!(
@@ -391,6 +400,16 @@ fn daemon_refresh_cache_at_start_and_slow_upstream() {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
+        assert_eq!(
+            cli_support::via(&env, &d, &["get", "api"], None).out(),
+            "two"
+        );
+        let audit = cli_support::via(&env, &d, &["audit", "--action", "fetch"], None).out();
+        assert!(audit.contains("bao:secret/svc/api@v2 refresh"), "{audit}");
+        assert!(
+            !audit.contains("bao:secret/svc/api@v2 read"),
+            "a read fetched: {audit}"
+        );
         // A read of the black-holed provider waits at most its timeout (2 s), and meanwhile
         // local and other remote reads are not held up.
         std::thread::scope(|sc| {
