@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Remote-secret reads, one run, one client (Python http.client, keep-alive, sequential):
+#   0. tresord serving a local secret (the baseline: one audited read),
 #   1. tresord serving a --refresh binding from its fresh sealed cache (no network on read),
 #   2. tresord resolving the binding upstream on every read (fetch + compare + audited read),
 #   3. OpenBao read directly (GET /v1/secret/data/...), same server;
@@ -24,7 +25,9 @@ curl -sf -H 'X-Vault-Token: benchroot' -d '{"data":{"value":"sk_live_bench"}}' h
 "$T" "${S[@]}" --direct set cached --remote bao:secret/app/key --refresh 10m 2>/dev/null
 "$T" "${S[@]}" --direct set live --remote bao:secret/app/key 2>/dev/null
 "$T" "${S[@]}" --direct get cached >/dev/null 2>&1
-"$T" "${S[@]}" daemon 2>/dev/null &
+printf sk_live_bench | "$T" "${S[@]}" --direct set local 2>/dev/null
+printf bench > "$D/pass"; chmod 600 "$D/pass"
+"$T" "${S[@]}" --passphrase-file "$D/pass" daemon 2>/dev/null &
 until [ -S "$TRESOR_SOCKET" ]; do sleep 0.1; done; sleep 0.5
 python3 - "$TRESOR_SOCKET" "$PORT" "$READS" <<'PY'
 import http.client, socket, sys, time
@@ -40,6 +43,7 @@ def bench(label, conn, path, headers={}):
         assert r.status == 200, r.status
     dt = time.perf_counter() - t
     print(f"{label:55s} {n/dt:8.0f} reads/s  {dt/n*1e6:8.0f} us/read")
+bench("tresord, local secret (baseline)", U("x"), "/v1/secrets/local/value")
 bench("tresord, --refresh binding (fresh cache)", U("x"), "/v1/secrets/cached/value")
 bench("tresord, resolved upstream on every read", U("x"), "/v1/secrets/live/value")
 bench("OpenBao direct (GET secret/data/app/key)", http.client.HTTPConnection("127.0.0.1", port), "/v1/secret/data/app/key", {"X-Vault-Token": "benchroot"})
