@@ -96,12 +96,14 @@ pub enum Error {
         /// The version this build reads and writes.
         supported: u16,
     },
-    /// The store's disk is full or failing (`unavailable`, 503; CLI exit 8): the write (or the
-    /// audit record a read needs) did not reach the file. Nothing was acknowledged; the same
-    /// request succeeds once the cause is gone.
+    /// A needed service cannot be reached (`unavailable`, 503; CLI exit 8): the store's disk is
+    /// full or failing (the write, or the audit record a read needs, did not reach the file;
+    /// nothing was acknowledged and the same request succeeds once the cause is gone), or an
+    /// upstream provider with no usable cache (SPEC §11).
     #[error("unavailable: {reason}")]
     Unavailable {
-        /// What failed, naming the OS error (`no space left on device`, ...).
+        /// What failed and why: the OS error (`no space left on device`), or a provider and
+        /// path (never a token).
         reason: String,
     },
     /// An I/O, database or other internal failure (`internal`, 500).
@@ -276,7 +278,8 @@ impl Error {
             }
             Self::Ambiguous { .. } => "name the scope with --scope",
             Self::Unavailable { .. } => {
-                "free space on the store's disk or fix the device; tresord recovers by itself"
+                "free space on the store's disk or fix the device, or bring the upstream provider \
+                 back (see the message); tresord recovers by itself once the cause is gone"
             }
             Self::NotFound { what: "store", .. } => "create one with `tresor init`",
             _ => return None,
@@ -354,6 +357,9 @@ impl Error {
             },
             Self::WrongPassphrase => Self::WrongPassphrase,
             Self::Locked => Self::Locked,
+            Self::Unavailable { reason } => Self::Unavailable {
+                reason: reason.clone(),
+            },
             Self::InvalidArgument { field, reason } => Self::invalid(field.clone(), reason.clone()),
             Self::Conflict { reason, references } => Self::Conflict {
                 reason: reason.clone(),
@@ -378,9 +384,6 @@ impl Error {
             Self::Internal { message, .. } => Self::Internal {
                 message: message.clone(),
                 source: None,
-            },
-            Self::Unavailable { reason } => Self::Unavailable {
-                reason: reason.clone(),
             },
         }
     }

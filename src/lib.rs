@@ -70,6 +70,8 @@ mod sys;
 mod types;
 #[cfg(any(feature = "cli", feature = "daemon"))]
 pub mod unlock;
+#[cfg(feature = "upstream")]
+pub mod upstream;
 
 #[cfg(feature = "client")]
 pub use client::{AsyncClient, Client};

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 const CORE: &[&str] = &[
     "error", "types", "crypto", "format", "store", "policy", "paths", "sys",
 ];
-const FRONT_ENDS: &[&str] = &["cli", "daemon", "client", "protocol", "ops"];
+const FRONT_ENDS: &[&str] = &[
+    "cli", "daemon", "client", "protocol", "ops", "upstream", "unlock",
+];
 const MAX_LINES: usize = 600;
 
 fn src() -> PathBuf {

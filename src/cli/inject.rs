@@ -92,6 +92,7 @@ fn resolve(ctx: &Ctx, pieces: &[Piece]) -> Result<BTreeMap<Reference, SecretByte
     for (r, res) in refs.into_iter().zip(results) {
         match res {
             Ok(v) => {
+                super::upstream::warn_stale(&r.to_string(), &v);
                 values.insert(r.clone(), v.value);
             }
             Err(Error::NotFound { .. }) => missing.push(format!("{r} (line {})", lines[r])),

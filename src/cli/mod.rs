@@ -46,6 +46,7 @@ mod reference;
 mod report;
 mod run;
 mod secrets;
+mod upstream;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -122,6 +123,8 @@ fn dispatch(ctx: &Ctx, command: &Command) -> Result<ExitCode> {
         Command::Audit(a) => audit::audit(ctx, a),
         Command::Principal(c) => principals::principal(ctx, c),
         Command::Team(c) => principals::team(ctx, c),
+        Command::Provider(c) => upstream::provider(ctx, c),
+        Command::Sync(c) => upstream::sync(ctx, c),
         #[cfg(feature = "daemon")]
         Command::Daemon(a) => daemon_ctl::daemon(ctx, a),
         Command::Status => daemon_ctl::status(ctx),

@@ -6,7 +6,6 @@
 //! environment, never its argv. SIGINT, SIGTERM and SIGHUP are forwarded to the child; its exit
 //! code is ours, and a death by signal N exits 128+N, as shells report it.
 
-use crate::ops::Api;
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -144,7 +143,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
     } else {
         // The backend (and the file's lock) is dropped before the child starts.
         let items: Vec<EnvItem> = plan.specs.iter().cloned().map(EnvItem::Full).collect();
-        ctx.backend()?.env(&items)?
+        super::upstream::env(&ctx.backend()?, &items)?
     };
     check_env_values(secrets.iter().chain(plan.plain.iter().map(|(k, v)| (k, v))))?;
     // One masker per stream: each keeps its own carry.

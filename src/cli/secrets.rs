@@ -110,6 +110,9 @@ fn parse_meta(items: &[String]) -> Result<BTreeMap<String, String>> {
 /// `set`.
 pub fn set(ctx: &Ctx, args: &SetArgs) -> Result<()> {
     crate::types::validate_name(&args.name)?;
+    if let Some(remote) = &args.remote {
+        return super::upstream::set_remote(ctx, args, remote);
+    }
     let req = SetRequest {
         scope: args.scope.parse()?,
         secret_type: args
@@ -175,6 +178,7 @@ pub fn get(ctx: &Ctx, args: &GetArgs) -> Result<()> {
         field: field.map(str::to_owned),
     };
     let v = ctx.backend()?.read(&q)?;
+    super::upstream::warn_stale(&args.name, &v);
     if ctx.json() {
         return output::print_json(&value_json(&v));
     }

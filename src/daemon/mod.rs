@@ -18,6 +18,7 @@ mod admin;
 mod args;
 mod batch;
 mod http;
+mod refresh;
 mod refusals;
 mod routes;
 mod serve;

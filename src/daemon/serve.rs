@@ -66,6 +66,10 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let idle = tokio::spawn(idle_lock(Arc::clone(&state), stop_rx.clone()));
     let flusher = tokio::spawn(flush_refusals(Arc::clone(&state), stop_rx.clone()));
+    let refresher = tokio::spawn(super::refresh::refresher(
+        Arc::clone(&cell),
+        stop_rx.clone(),
+    ));
     let limits = (config.header_timeout, config.request_timeout);
     tokio::pin!(shutdown);
     tracing::info!(locked = cell.store().is_err(), "tresord serving");
@@ -110,6 +114,7 @@ pub async fn run(
     } else {
         state.refusals.log_unwritten();
     }
+    refresher.abort();
     drop(router);
     drop(state);
     // The committer ends once every Batcher is gone, after committing what was queued.

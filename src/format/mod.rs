@@ -114,6 +114,8 @@ pub enum TableId {
     Audit = 4,
     /// Singletons in the meta table (the audit head).
     Meta = 5,
+    /// Upstream providers and remote bindings, keyed by a name hash.
+    Upstream = 6,
 }
 
 impl TableId {
@@ -125,6 +127,7 @@ impl TableId {
             Self::Principals => "principals",
             Self::Audit => "audit",
             Self::Meta => "meta",
+            Self::Upstream => "upstream",
         }
     }
 }

@@ -364,13 +364,14 @@ impl Api for Local {
     }
 
     fn read(&self, value: &ValueRef) -> Result<SecretValue> {
-        let req = super::secrets::read_request(&self.actor, value.clone());
-        self.store.read_batch(&[req]).pop().unwrap_or_else(|| {
-            Err(crate::Error::Internal {
-                message: "the read returned nothing".into(),
-                source: None,
+        self.read_values(std::slice::from_ref(value))
+            .pop()
+            .unwrap_or_else(|| {
+                Err(crate::Error::Internal {
+                    message: "the read returned nothing".into(),
+                    source: None,
+                })
             })
-        })
     }
 
     fn read_values(&self, values: &[ValueRef]) -> Vec<Result<SecretValue>> {
@@ -378,7 +379,12 @@ impl Api for Local {
             .iter()
             .map(|v| super::secrets::read_request(&self.actor, v.clone()))
             .collect();
-        self.store.read_batch(&reqs)
+        let cx = Context {
+            store: &self.store,
+            actor: &self.actor,
+            reads: &self.store,
+        };
+        super::upstream::read(&cx, reqs)
     }
 
     fn set_many(&self, items: Vec<(String, SetRequest)>) -> Result<usize> {

@@ -33,6 +33,7 @@ pub mod export;
 pub mod principals;
 pub mod secrets;
 pub mod session;
+pub mod upstream;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -171,7 +172,13 @@ macro_rules! __tresor_operations {
             $crate::ops::principals::Principals,
             $crate::ops::principals::PrincipalGet,
             $crate::ops::principals::PrincipalPut,
-            $crate::ops::principals::PrincipalDelete
+            $crate::ops::principals::PrincipalDelete,
+            $crate::ops::upstream::Providers,
+            $crate::ops::upstream::ProviderGet,
+            $crate::ops::upstream::ProviderPut,
+            $crate::ops::upstream::ProviderDelete,
+            $crate::ops::upstream::RemotePut,
+            $crate::ops::upstream::Sync
         );
     };
 }

@@ -131,9 +131,7 @@ impl From<GetValue> for ValueRef {
 
 impl Operation for GetValue {
     fn apply(self, cx: &Context<'_>) -> Result<ValueResponse> {
-        let v = cx
-            .reads
-            .read(vec![read_request(cx.actor, self.into())])
+        let v = super::upstream::read(cx, vec![read_request(cx.actor, self.into())])
             .pop()
             .unwrap_or_else(|| {
                 Err(Error::Internal {
@@ -261,8 +259,14 @@ endpoint!(Delete, Delete "/v1/secrets/{name}" => Deleted, name);
 impl Operation for Delete {
     fn apply(self, cx: &Context<'_>) -> Result<Deleted> {
         let force = self.force.unwrap_or(false);
-        cx.store
-            .delete(cx.actor, &self.name, self.scope.as_ref(), force)?;
+        let unbound = super::upstream::unbind(cx, &self.name, self.scope.as_ref())?;
+        match cx
+            .store
+            .delete(cx.actor, &self.name, self.scope.as_ref(), force)
+        {
+            Err(Error::NotFound { .. }) if unbound => {}
+            other => other?,
+        }
         let deleted = match self.scope {
             Some(s) => format!("{s}/{}", self.name),
             None => self.name,
@@ -348,8 +352,12 @@ impl Operation for Env {
         }
         cx.store.check_reads(&reqs)?;
         let mut out = EnvResponse::default();
-        for (var, r) in vars.into_iter().zip(cx.reads.read(reqs)) {
-            match encode_bytes(&r?.value) {
+        for (var, r) in vars.into_iter().zip(super::upstream::read(cx, reqs)) {
+            let r = r?;
+            if let Some(u) = r.upstream.filter(|u| u.stale) {
+                out.stale.insert(var.clone(), u.fetched_at);
+            }
+            match encode_bytes(&r.value) {
                 (Some(t), _) => out.env.insert(var, t),
                 (_, Some(b)) => out.env_base64.insert(var, b),
                 (None, None) => None,

@@ -101,6 +101,12 @@ pub struct ValueResponse {
     pub fields_base64: BTreeMap<String, SecretText>,
     /// When it was read (after its audit record was durable).
     pub retrieved_at: Timestamp,
+    /// For a remote secret (SPEC §11): upstream could not be reached and the cache was served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale: Option<bool>,
+    /// For a remote secret: when the value was last fetched from upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetched_at: Option<Timestamp>,
 }
 
 impl From<&SecretValue> for ValueResponse {
@@ -117,6 +123,8 @@ impl From<&SecretValue> for ValueResponse {
             fields,
             fields_base64,
             retrieved_at: v.retrieved_at,
+            stale: v.upstream.map(|u| u.stale),
+            fetched_at: v.upstream.map(|u| u.fetched_at),
         }
     }
 }
@@ -136,6 +144,10 @@ impl ValueResponse {
             secret_type: self.secret_type,
             version: self.version,
             retrieved_at: self.retrieved_at,
+            upstream: self.fetched_at.map(|fetched_at| crate::types::Freshness {
+                stale: self.stale.unwrap_or(false),
+                fetched_at,
+            }),
         })
     }
 }
@@ -244,6 +256,10 @@ pub struct EnvResponse {
     /// Values that are not UTF-8, in base64.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env_base64: BTreeMap<String, SecretText>,
+    /// Variables whose remote secret was served stale from the cache (SPEC §11), with when
+    /// it was last fetched.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stale: BTreeMap<String, Timestamp>,
 }
 
 /// `GET /v1/audit` response, oldest first.

@@ -59,6 +59,7 @@ impl Store {
             copy_table(&r, &w, PRINCIPALS)?;
             copy_table(&r, &w, AUDIT)?;
             copy_table(&r, &w, STAGING)?;
+            super::upstream::backup(&r, &w)?;
             w.commit()?;
             Ok(())
         })();
@@ -297,6 +298,7 @@ fn rekey_all(
     }
     let last = new_audit.last().map_or(0, |(s, _)| *s);
     audit::write_head_with(new, id, txn, last, &prev)?;
+    super::upstream::rekey(store, new, txn)?;
     progress(total, total);
     Ok(())
 }

@@ -473,6 +473,8 @@ impl Store {
                     .map(move |g| format!("grant {} {}", p.name, g.pattern))
             })
             .collect();
+        drop(cache);
+        refs.extend(self.upstream_references(scope, name));
         refs.sort();
         refs
     }

@@ -313,6 +313,7 @@ impl Store {
                 value,
                 fields,
                 retrieved_at: crate::sys::now(),
+                upstream: None,
             },
             hash: h,
             rec: Some(rec),

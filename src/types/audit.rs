@@ -73,11 +73,15 @@ pub enum Action {
     /// Refused connections of one uid, summarized (SPEC §3). Last, so that records written
     /// before it existed decode unchanged.
     Connect,
+    /// A fetch from an upstream provider (read-through, refresh, fallback to the cache, sync).
+    Fetch,
+    /// A provider added, changed or removed.
+    Provider,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 18] = [
         Self::Read,
         Self::List,
         Self::Set,
@@ -94,6 +98,8 @@ impl Action {
         Self::Export,
         Self::Import,
         Self::Connect,
+        Self::Fetch,
+        Self::Provider,
     ];
 
     /// The spec's name.
@@ -115,6 +121,8 @@ impl Action {
             Self::Export => "export",
             Self::Import => "import",
             Self::Connect => "connect",
+            Self::Fetch => "fetch",
+            Self::Provider => "provider",
         }
     }
 }

@@ -20,6 +20,7 @@ mod duration;
 mod encoding;
 mod passphrase;
 mod principal;
+mod upstream;
 mod value_ref;
 
 pub use audit::{
@@ -29,6 +30,10 @@ pub use duration::{format_duration, parse_duration};
 pub use encoding::{b64, decode_b64};
 pub use passphrase::Passphrase;
 pub use principal::{Grant, Principal, PrincipalKind, PrincipalSpec};
+pub use upstream::{
+    Binding, BindingStatus, DEFAULT_TIMEOUT_MS, Freshness, Provider, ProviderAuth, ProviderKind,
+    SyncReport,
+};
 pub use value_ref::{SCHEME, ValueRef};
 
 /// The longest secret name, in bytes.
@@ -498,6 +503,8 @@ pub struct SecretValue {
     pub fields: BTreeMap<String, SecretBytes>,
     /// When it was read (and audited).
     pub retrieved_at: Timestamp,
+    /// For a remote binding: whether the value is stale and when it was fetched.
+    pub upstream: Option<Freshness>,
 }
 
 /// What `set` writes. `None` fields keep the current metadata on an update.

@@ -382,8 +382,9 @@ class Secrets:
         field: Optional[str] = None,
     ) -> Dict[str, Any]:
         """Reads a value (audited): ``{name, value, type, scope, version, retrieved_at}``, plus
-        ``fields`` when the secret has any. ``value`` is ``str``, or ``bytes`` when the value is
-        not UTF-8 (the daemon sent ``value_base64``). ``name`` may be ``NAME#field``."""
+        ``fields`` when the secret has any, and ``stale`` and ``fetched_at`` for a remote secret.
+        ``value`` is ``str``, or ``bytes`` when the value is not UTF-8 (the daemon sent
+        ``value_base64``). ``name`` may be ``NAME#field``."""
         if field is None and isinstance(name, str) and "#" in name:
             name, field = name.split("#", 1)
         query = _query([("scope", scope), ("version", version), ("field", field)])
@@ -404,6 +405,11 @@ class Secrets:
         fields = _decode_fields(body)
         if fields:
             out["fields"] = fields
+        # A remote secret (SPEC 11): whether upstream was unreachable and the cache served,
+        # and when the value was last fetched.
+        for k in ("stale", "fetched_at"):
+            if body.get(k) is not None:
+                out[k] = body[k]
         return out
 
     def check(self, required: Union[str, Iterable[str]]) -> Dict[str, List[str]]:

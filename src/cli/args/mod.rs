@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod reports;
 mod tools;
+pub mod upstream;
 
 pub use reports::{ApplyArgs, IntegrationsArgs, ReportCommand, RotationArgs};
 pub use tools::{
@@ -127,6 +128,12 @@ pub enum Command {
     /// Manage teams
     #[command(subcommand)]
     Team(TeamCommand),
+    /// Upstream providers (OpenBao, Vault) that remote secrets come from
+    #[command(subcommand)]
+    Provider(upstream::ProviderCommand),
+    /// Mirror a provider's KV v2 tree into local secrets, or show remote secrets' state
+    #[command(subcommand)]
+    Sync(upstream::SyncCommand),
     /// Run the daemon (tresord) in the foreground
     #[cfg(feature = "daemon")]
     Daemon(crate::daemon::DaemonArgs),
@@ -209,6 +216,20 @@ pub struct SetArgs {
     /// Accept an empty value
     #[arg(long)]
     pub allow_empty: bool,
+    /// A remote secret from PROVIDER:MOUNT/PATH[#KEY] (no local value)
+    #[arg(
+        long,
+        value_name = "REMOTE",
+        group = "value_source",
+        conflicts_with = "fields_from"
+    )]
+    pub remote: Option<String>,
+    /// With --remote: serve the cache at most this long after a good fetch
+    #[arg(long, value_name = "DURATION", requires = "remote")]
+    pub max_staleness: Option<String>,
+    /// With --remote: the daemon refreshes it this often
+    #[arg(long, value_name = "DURATION", requires = "remote")]
+    pub refresh: Option<String>,
 }
 
 /// `get`.
