@@ -1,6 +1,6 @@
 //! `/v1/secrets`, `/v1/check`, `/v1/env`: metadata, values, writes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -341,11 +341,22 @@ impl Operation for Env {
         }
         let mut vars = Vec::with_capacity(self.secrets.len());
         let mut reqs = Vec::with_capacity(self.secrets.len());
-        let mut seen = BTreeSet::new();
+        let mut seen = BTreeMap::new();
         for item in &self.secrets {
             let (value, var) = item.resolve()?;
-            if !seen.insert(var.clone()) {
-                return Err(Error::invalid("env", format!("{var} is asked for twice")));
+            // The same value asked for twice under one variable is read once; two different
+            // values for one variable are a mistake.
+            match seen.get(&var) {
+                Some(earlier) if *earlier == value => continue,
+                Some(_) => {
+                    return Err(Error::invalid(
+                        "env",
+                        format!("{var} is asked for twice, for different secrets"),
+                    ));
+                }
+                None => {
+                    seen.insert(var.clone(), value.clone());
+                }
             }
             vars.push(var);
             reqs.push(read_request(cx.actor, value));
