@@ -105,12 +105,17 @@ pub(super) fn append(store: &Store, txn: &WriteTransaction, entries: &[AuditEntr
         return Ok(());
     }
     let id = &store.header.store_id;
+    let mut table = txn.open_table(AUDIT)?;
     let (mut seq, mut prev) = {
         let meta = txn.open_table(META)?;
         let head = meta.get(HEAD)?;
+        // A missing head over existing records is damage, not an empty chain: appending from
+        // seq 1 would overwrite the records.
+        if head.is_none() && table.first()?.is_some() {
+            return Err(Error::integrity("meta", HEAD));
+        }
         read_head(&store.keys, id, head.as_ref().map(redb::AccessGuard::value))?
     };
-    let mut table = txn.open_table(AUDIT)?;
     let mut buf = Vec::new();
     for e in entries {
         seq += 1;
@@ -147,6 +152,9 @@ impl Store {
         let txn = self.db.begin_read()?;
         let meta = txn.open_table(META)?;
         let head = meta.get(HEAD)?;
+        if head.is_none() && txn.open_table(AUDIT)?.first()?.is_some() {
+            return Err(Error::integrity("meta", HEAD));
+        }
         read_head(
             &self.keys,
             &self.header.store_id,
