@@ -228,9 +228,10 @@ fn cached(store: &Store, rec: &BindingRec, down: Option<&str>) -> Result<Freshne
             reason: format!("{}: never fetched yet", rec.binding.target()),
         });
     };
-    let age_s = (now_us().saturating_sub(last) / 1_000_000).unsigned_abs();
+    // Compared in microseconds: a cache 3.5 s old is past a 3 s max_staleness.
+    let age_us = now_us().saturating_sub(last).unsigned_abs();
     if let Some(max) = rec.binding.max_staleness_s
-        && age_s > max
+        && age_us > max.saturating_mul(1_000_000)
     {
         let why = down.map_or_else(
             || {
@@ -249,8 +250,9 @@ fn cached(store: &Store, rec: &BindingRec, down: Option<&str>) -> Result<Freshne
         store.record(&entry)?;
         return Err(Error::Unavailable {
             reason: format!(
-                "{}: the cached value is {age_s}s old, past max_staleness {max}s{why}",
-                rec.binding.target()
+                "{}: the cached value is {}s old, past max_staleness {max}s{why}",
+                rec.binding.target(),
+                age_us / 1_000_000,
             ),
         });
     }
