@@ -17,6 +17,7 @@ mod admin;
 mod args;
 mod batch;
 mod http;
+mod probe;
 mod routes;
 mod serve;
 mod session;

@@ -59,6 +59,7 @@ pub async fn run(
     let permits = Arc::new(Semaphore::new(max));
     let (stop_tx, stop_rx) = watch::channel(false);
     let idle = tokio::spawn(idle_lock(Arc::clone(&state), stop_rx.clone()));
+    tokio::spawn(super::probe::run(Arc::clone(&cell), stop_rx.clone()));
     let limits = (config.header_timeout, config.request_timeout);
     tokio::pin!(shutdown);
     tracing::info!(locked = cell.store().is_err(), "tresord serving");
