@@ -28,11 +28,11 @@ use std::path::Path;
 use std::time::Instant;
 
 use crash_support::{Call, Crash, Disk, Failure, Torn};
-use tresor::ReadRequest;
 use tresor::{
     Action, Actor, AuditQuery, Error, Grant, KdfChoice, ListFilter, NewKeyslot, Outcome,
     Passphrase, PrincipalSpec, Role, SecretBytes, SetRequest, Store, UnlockSecret,
 };
+use tresor::{HeadSpec, ReadRequest};
 
 const PASS: &str = "crash-campaign-passphrase-Kq2";
 const NEW_PASS: &str = "crash-campaign-new-passphrase-Wz7";
@@ -98,6 +98,10 @@ struct Scenario {
     image: Vec<u8>,
     /// Values handed out by acknowledged reads: (name, version).
     handed_out: Vec<(String, u64)>,
+    /// The audit head of `image` (which holds a record of every value the workload was
+    /// handed): every image left behind must hold this record, with the chain up to it
+    /// unchanged, so none of those records was lost.
+    head: HeadSpec,
     secrets: usize,
 }
 
@@ -132,12 +136,20 @@ fn build(seed: u64) -> Scenario {
         token: false,
     };
     store.principal_add(&owner(), &spec).unwrap();
+    assert_handed_out_audited(&store, &handed_out, &format!("seed {seed}"));
+    let head = store
+        .audit_head(&owner())
+        .unwrap()
+        .to_string()
+        .parse()
+        .unwrap();
     drop(store);
     assert!(disk.settled(), "an acknowledged write was not synced");
     Scenario {
         seed,
         image: disk.durable(),
         handed_out,
+        head,
         secrets,
     }
 }
@@ -256,7 +268,7 @@ fn expectations(sc: &Scenario, op: Op) -> (Expect, u64) {
 
 /// Opens a crash image and checks every invariant. Returns the state it held.
 fn check_image(sc: &Scenario, op: Op, image: &[u8], expect: &Expect, what: &str) {
-    let disk = Disk::from_image(image);
+    let disk = Disk::scratch(image);
     let (store, pass) = match open(&disk, PASS) {
         Ok(s) => (s, PASS),
         Err(Error::WrongPassphrase) if op == Op::Passwd => {
@@ -264,11 +276,15 @@ fn check_image(sc: &Scenario, op: Op, image: &[u8], expect: &Expect, what: &str)
         }
         Err(e) => panic!("{what}: the crash image does not reopen: {e}"),
     };
-    let report = store.audit_verify().unwrap();
+    // The chain verifies and still holds the scenario's head: nothing audited before the
+    // operation was lost or rewritten, so each value handed out keeps its record. A rekey
+    // re-MACs the chain under a new key; then the records themselves are looked up.
+    let witnessed = (op != Op::Rekey).then_some(&sc.head);
+    let report = store.audit_verify_head(witnessed).unwrap();
     assert!(
         report.ok,
-        "{what}: audit verify failed at {:?}",
-        report.first_broken_seq
+        "{what}: audit verify failed at {:?} {:?}",
+        report.first_broken_seq, report.head_mismatch
     );
     let got = snapshot(&store, pass);
     assert!(
@@ -277,6 +293,13 @@ fn check_image(sc: &Scenario, op: Op, image: &[u8], expect: &Expect, what: &str)
         expect.before,
         expect.after
     );
+    if op == Op::Rekey {
+        assert_handed_out_audited(&store, &sc.handed_out, what);
+    }
+}
+
+/// Every value handed out has its audit record (a successful read of that version).
+fn assert_handed_out_audited(store: &Store, handed_out: &[(String, u64)], what: &str) {
     let reads = store
         .audit(
             &owner(),
@@ -287,7 +310,7 @@ fn check_image(sc: &Scenario, op: Op, image: &[u8], expect: &Expect, what: &str)
             },
         )
         .unwrap();
-    for (n, v) in &sc.handed_out {
+    for (n, v) in handed_out {
         assert!(
             reads
                 .iter()

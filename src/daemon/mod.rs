@@ -18,6 +18,7 @@ mod admin;
 mod args;
 mod batch;
 mod http;
+mod probe;
 mod refresh;
 mod refusals;
 mod routes;

@@ -70,6 +70,7 @@ pub async fn run(
         Arc::clone(&cell),
         stop_rx.clone(),
     ));
+    tokio::spawn(super::probe::run(Arc::clone(&cell), stop_rx.clone()));
     let limits = (config.header_timeout, config.request_timeout);
     tokio::pin!(shutdown);
     tracing::info!(locked = cell.store().is_err(), "tresord serving");

@@ -19,6 +19,10 @@ use redb::{Database, ReadTransaction, ReadableDatabase, StorageBackend, WriteTra
 
 use crate::error::{Error, Result};
 
+/// The free space a file store's filesystem must have before [`Db::probe`] calls the disk
+/// healthy again: room for a few commits of new pages.
+pub(crate) const PROBE_HEADROOM: u64 = 64 * 1024;
+
 /// Makes a fresh storage backend onto the same bytes (tests: a fault-injecting backend).
 pub type BackendFactory = std::sync::Arc<dyn Fn() -> Box<dyn StorageBackend> + Send + Sync>;
 
@@ -133,6 +137,31 @@ impl Db {
                 Err(e)
             }
         }
+    }
+
+    /// Tests whether the disk takes writes again, for a store that is degraded: reopens the
+    /// database if an i/o error closed it and commits an empty write transaction (a synced
+    /// header write). A file store must also have [`PROBE_HEADROOM`] bytes free on its
+    /// filesystem, since a header write needs no new space and would pass on a full disk. On
+    /// success the store is healthy again; on failure it stays degraded with the new reason.
+    pub(crate) fn probe(&self) -> Result<()> {
+        if let Opener::File(path) = &self.opener {
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            let st = rustix::fs::statvfs(dir.unwrap_or(std::path::Path::new(".")))
+                .map_err(|e| Error::internal("cannot read the filesystem's free space", e))?;
+            let free = st.f_bavail.saturating_mul(st.f_frsize);
+            if free < PROBE_HEADROOM {
+                let e = Error::Unavailable {
+                    reason: format!(
+                        "cannot write the store: no space left on device ({free} bytes free)"
+                    ),
+                };
+                self.observe(&e);
+                return Err(e);
+            }
+        }
+        let txn = self.begin_write()?;
+        self.commit(txn)
     }
 
     fn with_db<T>(
@@ -252,5 +281,28 @@ impl StorageBackend for BoxedBackend {
     }
     fn close(&self) -> std::io::Result<()> {
         self.0.close()
+    }
+}
+
+impl super::Store {
+    /// Tests whether a degraded store's disk takes writes again (a daemon calls it every few
+    /// seconds while degraded, so that the status clears without waiting for a client's
+    /// write). Reopens the database if an i/o error closed it, and commits an empty write
+    /// transaction; a file store's filesystem must also have some room (64 KiB) free.
+    ///
+    /// # Errors
+    /// `Unavailable` naming the OS error while the disk still fails; the store stays degraded.
+    pub fn probe(&self) -> Result<()> {
+        self.db.probe()
+    }
+}
+
+impl super::LockedStore {
+    /// As [`Store::probe`](super::Store::probe), for a locked store.
+    ///
+    /// # Errors
+    /// As [`Store::probe`](super::Store::probe).
+    pub fn probe(&self) -> Result<()> {
+        self.db.probe()
     }
 }
