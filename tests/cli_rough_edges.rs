@@ -1,0 +1,111 @@
+//! Issue 11's rough edges, through the `tresor` binary on a real store (direct mode, or a
+//! real daemon where the edge was in the daemon's path). Values are asserted on, never printed.
+#![allow(clippy::unwrap_used)]
+
+mod cli_support;
+
+use std::time::{Duration, Instant};
+
+use cli_support::{Env, spawn_lines, start, via};
+
+fn json(r: &cli_support::Run) -> serde_json::Value {
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    serde_json::from_slice(&r.stdout).unwrap()
+}
+
+#[test]
+fn rm_and_principal_rm_print_what_they_deleted_with_json() {
+    let env = Env::new();
+    env.set("k", b"v", &[]);
+    let v = json(&env.run(&["--json", "rm", "k", "--scope", "org"], None));
+    assert_eq!(v, serde_json::json!({"deleted": "org/k"}));
+    env.set("k2", b"v", &[]);
+    let v = json(&env.run(&["--json", "rm", "k2"], None));
+    assert_eq!(v["deleted"], "k2");
+
+    let add = [
+        "principal",
+        "add",
+        "bot",
+        "--role",
+        "agent",
+        "--uid",
+        "4343",
+    ];
+    let r = env.run(&add, None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = json(&env.run(&["--json", "principal", "rm", "bot"], None));
+    assert_eq!(v, serde_json::json!({"deleted": "bot"}));
+    assert_eq!(env.run(&["team", "add", "infra"], None).code, 0);
+    let v = json(&env.run(&["--json", "team", "rm", "infra"], None));
+    assert_eq!(v, serde_json::json!({"deleted": "infra"}));
+}
+
+#[test]
+fn get_show_history_and_rm_take_the_scope_slash_name_reference() {
+    let env = Env::new();
+    env.set("user-token", b"alice-value", &["--scope", "user:alice"]);
+    env.set("user-token", b"org-value", &[]);
+    // The form `check`, `run` and `inject` take (issue 11: `get` said "invalid name").
+    let r = env.run(&["get", "user:alice/user-token"], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout == b"alice-value", "get read the wrong secret");
+    let r = env.run(&["get", "org/user-token"], None);
+    assert!(r.stdout == b"org-value", "get read the wrong secret");
+    let v = json(&env.run(&["--json", "show", "user:alice/user-token"], None));
+    assert_eq!(v["scope"], "user:alice");
+    let v = json(&env.run(&["--json", "history", "user:alice/user-token"], None));
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    // A scope written twice must agree; a field has no place in a metadata command.
+    let r = env.run(&["get", "org/user-token", "--scope", "user:alice"], None);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--scope"), "{}", r.stderr);
+    let r = env.run(&["show", "org/user-token#x"], None);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("drop #x"), "{}", r.stderr);
+    let v = json(&env.run(&["--json", "rm", "user:alice/user-token"], None));
+    assert_eq!(v["deleted"], "user:alice/user-token");
+    assert_eq!(env.run(&["get", "user:alice/user-token"], None).code, 3);
+    assert!(env.run(&["get", "user-token"], None).stdout == b"org-value");
+}
+
+#[test]
+fn set_with_a_value_on_the_command_line_says_where_values_come_from() {
+    let env = Env::new();
+    let r = env.run(&["set", "foo", "bar-typed-value"], None);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    for source in ["stdin", "prompt", "--from-file", "--from-env"] {
+        assert!(r.stderr.contains(source), "no {source}: {}", r.stderr);
+    }
+    // What was typed is neither echoed nor stored.
+    assert!(!r.stderr.contains("bar-typed-value"), "{}", r.stderr);
+    assert_eq!(env.run(&["get", "foo"], None).code, 3);
+}
+
+#[test]
+fn audit_follow_starts_at_the_end_of_the_log() {
+    let env = Env::new();
+    env.set("old", b"v", &[]);
+    env.set("new", b"v", &[]);
+    let d = start(&env, true);
+    assert_eq!(via(&env, &d, &["get", "old"], None).code, 0);
+    let (mut follower, rx) = spawn_lines(&env, &d, &["--json", "audit", "--follow"]);
+    // Read `new` until the follower prints something: its first line is such a read, never
+    // the backlog (init, the sets, the read of `old`), which it printed whole before.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let first = loop {
+        assert!(Instant::now() < deadline, "the follower printed nothing");
+        assert_eq!(via(&env, &d, &["get", "new"], None).code, 0);
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(1500)) {
+            break line;
+        }
+    };
+    let _ = follower.kill();
+    let _ = follower.wait();
+    let v: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(
+        (&v["action"], &v["name"]),
+        (&"read".into(), &"new".into()),
+        "{first}"
+    );
+}
