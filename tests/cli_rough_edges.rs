@@ -109,3 +109,52 @@ fn audit_follow_starts_at_the_end_of_the_log() {
         "{first}"
     );
 }
+
+/// Every RFC 3339 time in `v`, by the key it was found under.
+fn times(v: &serde_json::Value, key: &str, out: &mut Vec<(String, String)>) {
+    match v {
+        serde_json::Value::String(s) if s.parse::<jiff::Timestamp>().is_ok() => {
+            out.push((key.to_owned(), s.clone()));
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| times(x, key, out)),
+        serde_json::Value::Object(o) => o.iter().for_each(|(k, x)| times(x, k, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn json_times_have_six_fractional_digits_everywhere() {
+    let env = Env::new();
+    env.set("k", b"v", &[]);
+    env.set("k", b"w", &[]);
+    let mut found = Vec::new();
+    for args in [
+        &["--json", "show", "k"][..],
+        &["--json", "ls"],
+        &["--json", "get", "k"],
+        &["--json", "report", "inventory"],
+    ] {
+        times(&json(&env.run(args, None)), "", &mut found);
+    }
+    let r = env.run(&["--json", "audit"], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for line in r.out().lines() {
+        times(&serde_json::from_str(line).unwrap(), "", &mut found);
+    }
+    let d = start(&env, true);
+    times(
+        &json(&via(&env, &d, &["--json", "status"], None)),
+        "",
+        &mut found,
+    );
+    for key in ["created_at", "updated_at", "retrieved_at", "time", "since"] {
+        assert!(found.iter().any(|(k, _)| k == key), "no {key} in {found:?}");
+    }
+    for (key, t) in &found {
+        let fraction = t.rsplit_once('.').map(|(_, f)| f);
+        let ok = fraction.is_some_and(|f| {
+            f.len() == 7 && f.ends_with('Z') && f[..6].bytes().all(|b| b.is_ascii_digit())
+        });
+        assert!(ok, "{key} = {t}: expected six fractional digits");
+    }
+}

@@ -197,7 +197,10 @@ fn value_json(v: &SecretValue) -> serde_json::Value {
         put(&mut fields, k, b);
     }
     obj.insert("fields".into(), fields.into());
-    obj.insert("retrieved_at".into(), v.retrieved_at.to_string().into());
+    obj.insert(
+        "retrieved_at".into(),
+        crate::types::time::format(v.retrieved_at).into(),
+    );
     obj.into()
 }
 
