@@ -152,10 +152,25 @@ fn history_and_rollback_publish_an_old_version() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(env.run(&["get", "k"], None).stdout == b"one");
     assert!(env.run(&["get", "k", "--version", "2"], None).stdout == b"two");
+    // One order, newest first, in the table and in --json (issue 11: the JSON was oldest
+    // first).
     let r = env.run(&["--json", "history", "k"], None);
     let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
-    assert_eq!(v.as_array().unwrap().len(), 3);
-    assert_eq!(v[2]["rolled_back_from"], 1);
+    let versions: Vec<u64> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, [3, 2, 1]);
+    assert_eq!(v[0]["rolled_back_from"], 1);
+    let table = env.run(&["history", "k"], None).out();
+    let rows: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(rows, ["3", "2", "1"], "{table}");
     let r = env.run(&["rollback", "k", "--to", "9"], None);
     assert_eq!(r.code, 3);
 }

@@ -4,10 +4,9 @@
 
 mod cli_support;
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use cli_support::{Env, start, via};
+use cli_support::{Env, spawn_lines, start, via};
 
 #[test]
 fn commands_go_through_the_daemon_without_a_passphrase() {
@@ -113,26 +112,11 @@ fn status_lock_and_unlock() {
 
 #[test]
 fn audit_follow_prints_new_records_as_they_arrive() {
-    use std::io::BufRead;
     let env = Env::new();
     env.set("k", b"v", &[]);
     let d = start(&env, true);
-    let mut c = env.cmd();
-    c.env("TRESOR_SOCKET", &d.socket)
-        .args(["--json", "audit", "--follow", "--limit", "1"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut follower = c.spawn().unwrap();
-    let out = follower.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(out).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut follower, rx) =
+        spawn_lines(&env, &d, &["--json", "audit", "--follow", "--limit", "1"]);
     // The newest record first, then the read made after the follower started.
     let first = rx.recv_timeout(Duration::from_secs(20)).unwrap();
     assert!(first.contains("\"seq\""));

@@ -39,6 +39,13 @@ fn inject_renders_references_into_a_0600_file() {
     ];
     let r = env.run(&args, None);
     assert_eq!(r.code, 0, "{}", r.err_only());
+    // Three references, two secrets: `db#username` and `db#password` are one secret (issue
+    // 11: reported "3 references to 3 secrets").
+    assert!(
+        r.err_only().contains("(3 references to 2 secrets)"),
+        "{}",
+        r.err_only()
+    );
     let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "mode {mode:o}");
     let text = std::fs::read_to_string(&out).unwrap();

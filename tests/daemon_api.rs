@@ -204,10 +204,11 @@ fn agents_see_only_what_grants_cover() {
         .unwrap()
         .with_token(&token)
         .unwrap();
-    assert_eq!(
-        bot.status().unwrap().principal.as_deref(),
-        Some("deploy-bot")
-    );
+    let st = bot.status().unwrap();
+    assert_eq!(st.principal.as_deref(), Some("deploy-bot"));
+    // The count it may see, not the store's (issue 11: an agent saw the whole count).
+    assert_eq!(st.secrets, Some(1));
+    assert_eq!(owner.status().unwrap().secrets, Some(2));
     assert_eq!(
         bot.get_value("github-pat", None, None)
             .unwrap()
@@ -397,7 +398,13 @@ fn starts_locked_and_serves_only_status_and_unlock() {
     assert!(matches!(c.show("k", None), Err(Error::Locked)));
     assert!(matches!(c.audit_verify(), Err(Error::Locked)));
     assert!(c.openapi().is_err());
-    c.unlock(&Passphrase::from(PASS)).unwrap();
+    // The unlock's answer names the owner that unlocked, as `status` does (issue 11: it
+    // answered `"principal":null,"role":null`).
+    let st = c.unlock(&Passphrase::from(PASS)).unwrap();
+    assert!(!st.locked);
+    assert_eq!(st.role, Some(Role::Owner));
+    assert_eq!(st.principal, c.status().unwrap().principal);
+    assert!(st.principal.is_some());
     assert_eq!(c.show("k", None).unwrap().name, "k");
 }
 

@@ -152,6 +152,16 @@ fn list(ctx: &Ctx, f: &AuditFilterArgs) -> Result<()> {
              no new records can arrive",
         ));
     }
+    if f.follow && f.since.is_none() && f.limit.is_none() {
+        // Following starts at the end, as `tail -f` would; `--since` or `--limit` ask for
+        // past records first. Only the newest matching record is read, for its seq.
+        let newest = backend.audit(&AuditQuery {
+            limit: Some(1),
+            ..q.clone()
+        })?;
+        q.after_seq = Some(newest.last().map_or(0, |r| r.seq));
+        return follow(ctx, &backend, q);
+    }
     let records = backend.audit(&q)?;
     print_records(ctx, &records, true)?;
     if f.follow {

@@ -84,6 +84,7 @@ pub struct ExportDoc {
     /// [`EXPORT_VERSION`]; also how `import` tells this document from a name → value map.
     pub tresor_export: u32,
     /// When it was written.
+    #[serde(with = "crate::types::time")]
     pub exported_at: Timestamp,
     /// The secrets, sorted by scope and name.
     pub secrets: Vec<SecretDoc>,

@@ -2,7 +2,7 @@
 //! new 0600 file. Only references are touched: other `{{ ... }}` text stays as it is.
 
 use crate::ops::Api;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
 use zeroize::Zeroizing;
@@ -73,8 +73,12 @@ fn read_template(args: &InjectArgs) -> Result<SecretBytes> {
     read_secret_input(&args.input, "template")
 }
 
+/// Every distinct reference's value, and the distinct secrets they resolved to (`a` and
+/// `a#user` are two references to one secret).
+type Resolved = (BTreeMap<Reference, SecretBytes>, BTreeSet<String>);
+
 /// Reads every distinct reference once. Missing ones are reported together (exit 3).
-fn resolve(ctx: &Ctx, pieces: &[Piece]) -> Result<BTreeMap<Reference, SecretBytes>> {
+fn resolve(ctx: &Ctx, pieces: &[Piece]) -> Result<Resolved> {
     let mut lines: BTreeMap<&Reference, usize> = BTreeMap::new();
     for p in pieces {
         if let Piece::Ref(r, line) = p {
@@ -82,17 +86,19 @@ fn resolve(ctx: &Ctx, pieces: &[Piece]) -> Result<BTreeMap<Reference, SecretByte
         }
     }
     if lines.is_empty() {
-        return Ok(BTreeMap::new());
+        return Ok((BTreeMap::new(), BTreeSet::new()));
     }
     let refs: Vec<&Reference> = lines.keys().copied().collect();
     let queries: Vec<_> = refs.iter().map(|r| (*r).clone()).collect();
     let results = ctx.backend()?.read_values(&queries);
     let mut values = BTreeMap::new();
+    let mut secrets = BTreeSet::new();
     let mut missing = Vec::new();
     for (r, res) in refs.into_iter().zip(results) {
         match res {
             Ok(v) => {
                 super::upstream::warn_stale(&r.to_string(), &v);
+                secrets.insert(format!("{}/{}", v.scope, v.name));
                 values.insert(r.clone(), v.value);
             }
             Err(Error::NotFound { .. }) => missing.push(format!("{r} (line {})", lines[r])),
@@ -102,7 +108,7 @@ fn resolve(ctx: &Ctx, pieces: &[Piece]) -> Result<BTreeMap<Reference, SecretByte
     if !missing.is_empty() {
         return Err(Error::not_found("references", missing.join(", ")));
     }
-    Ok(values)
+    Ok((values, secrets))
 }
 
 /// `inject`.
@@ -121,7 +127,7 @@ pub fn inject(ctx: &Ctx, args: &InjectArgs) -> Result<()> {
     };
     let t = template.expose();
     let pieces = parse(&source, t)?;
-    let values = resolve(ctx, &pieces)?;
+    let (values, secrets) = resolve(ctx, &pieces)?;
     let mut out = Zeroizing::new(Vec::with_capacity(
         t.len() + values.values().map(SecretBytes::len).sum::<usize>(),
     ));
@@ -140,13 +146,13 @@ pub fn inject(ctx: &Ctx, args: &InjectArgs) -> Result<()> {
         return output::print_json(&serde_json::json!({
             "out": args.output.display().to_string(),
             "references": count,
-            "secrets": values.len(),
+            "secrets": secrets.len(),
         }));
     }
     eprintln!(
         "wrote {} ({count} references to {} secrets)",
         args.output.display(),
-        values.len()
+        secrets.len()
     );
     Ok(())
 }

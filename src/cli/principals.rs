@@ -46,7 +46,10 @@ pub fn principal(ctx: &Ctx, cmd: &PrincipalCommand) -> Result<()> {
         PrincipalCommand::Add(args) => add(ctx, args),
         PrincipalCommand::Ls => ls(ctx, false),
         PrincipalCommand::Rm { name } => {
-            ctx.backend()?.principal_remove(name)?;
+            let gone = ctx.backend()?.principal_remove(name)?;
+            if ctx.json() {
+                return output::print_json(&gone);
+            }
             eprintln!("removed {name}");
             Ok(())
         }
@@ -75,7 +78,10 @@ pub fn team(ctx: &Ctx, cmd: &TeamCommand) -> Result<()> {
             if !is_team {
                 return Err(Error::not_found("team", team.clone()));
             }
-            b.principal_remove(team)?;
+            let gone = b.principal_remove(team)?;
+            if ctx.json() {
+                return output::print_json(&gone);
+            }
             eprintln!("removed team {team}");
             Ok(())
         }

@@ -12,7 +12,7 @@ use super::Ctx;
 use super::args::{ReportCommand, RotationArgs};
 use super::backend::Backend;
 use super::check::{line_of, look_up, parse_name, shown};
-use super::output::{self, opt, ts};
+use super::output::{self, opt, opt_ts, ts};
 use super::reference::{Reference, reason};
 use crate::error::{Error, Result};
 use crate::ops::Api;
@@ -48,8 +48,10 @@ struct InventoryRow {
     integration: Option<String>,
     version: u64,
     versions_kept: usize,
-    updated_at: String,
-    last_used: Option<String>,
+    #[serde(with = "crate::types::time")]
+    updated_at: Timestamp,
+    #[serde(with = "crate::types::time::option")]
+    last_used: Option<Timestamp>,
     age_days: i64,
     max_age_days: Option<u32>,
 }
@@ -62,8 +64,8 @@ fn inventory_row(m: &SecretMeta, now: Timestamp) -> InventoryRow {
         integration: m.integration.clone(),
         version: m.version,
         versions_kept: m.versions.len(),
-        updated_at: ts(m.updated_at),
-        last_used: m.last_used.map(ts),
+        updated_at: m.updated_at,
+        last_used: m.last_used,
         age_days: days_between(m.current_version_at(), now),
         max_age_days: m.max_age_days,
     }
@@ -100,8 +102,8 @@ fn inventory(ctx: &Ctx) -> Result<()> {
             opt(r.integration),
             r.version.to_string(),
             r.versions_kept.to_string(),
-            r.updated_at,
-            opt(r.last_used),
+            ts(r.updated_at),
+            opt_ts(r.last_used),
             format!("{}d", r.age_days),
             r.max_age_days
                 .map_or_else(|| "-".into(), |d| format!("{d}d")),

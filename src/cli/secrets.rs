@@ -109,6 +109,14 @@ fn parse_meta(items: &[String]) -> Result<BTreeMap<String, String>> {
 
 /// `set`.
 pub fn set(ctx: &Ctx, args: &SetArgs) -> Result<()> {
+    if !args.value_on_argv.is_empty() {
+        return Err(Error::invalid(
+            "value",
+            "set takes no value on the command line (it would stay in the shell's history and \
+             the process list); pipe it on stdin, type it at the prompt, or pass \
+             --from-file FILE or --from-env VAR",
+        ));
+    }
     crate::types::validate_name(&args.name)?;
     if let Some(remote) = &args.remote {
         return super::upstream::set_remote(ctx, args, remote);
@@ -138,11 +146,36 @@ pub fn set(ctx: &Ctx, args: &SetArgs) -> Result<()> {
     Ok(())
 }
 
-fn split_field(full: &str) -> (&str, Option<&str>) {
-    match full.split_once('#') {
-        Some((n, f)) => (n, Some(f)),
-        None => (full, None),
+/// `[scope/]name[#field]`, the reference syntax `check`, `run` and `inject` take, with an
+/// optional `--scope` that must agree with a scope written in the name.
+fn reference(text: &str, scope: Option<&str>) -> Result<ValueRef> {
+    let mut r = ValueRef::parse_path(text)?;
+    match (&r.scope, parse_scope(scope)?) {
+        (Some(written), Some(flag)) if *written != flag => {
+            return Err(Error::invalid(
+                "scope",
+                format!("{text} names the scope {written} but --scope says {flag}; give one"),
+            ));
+        }
+        (None, Some(flag)) => r.scope = Some(flag),
+        _ => {}
     }
+    Ok(r)
+}
+
+/// The secret a metadata command names, `[scope/]name` (a field has no place there).
+fn secret_of(args: &NameArgs) -> Result<(String, Option<Scope>)> {
+    let r = reference(&args.name, args.scope.as_deref())?;
+    if let Some(field) = &r.field {
+        return Err(Error::invalid(
+            "name",
+            format!(
+                "{} names the field {field}; this command takes a secret, drop #{field}",
+                args.name
+            ),
+        ));
+    }
+    Ok((r.name, r.scope))
 }
 
 /// The JSON of `get --json`: the API's value body (`value`, or `value_base64` when not UTF-8).
@@ -164,19 +197,17 @@ fn value_json(v: &SecretValue) -> serde_json::Value {
         put(&mut fields, k, b);
     }
     obj.insert("fields".into(), fields.into());
-    obj.insert("retrieved_at".into(), v.retrieved_at.to_string().into());
+    obj.insert(
+        "retrieved_at".into(),
+        crate::types::time::format(v.retrieved_at).into(),
+    );
     obj.into()
 }
 
 /// `get`: the exact bytes, a newline only when stdout is a terminal.
 pub fn get(ctx: &Ctx, args: &GetArgs) -> Result<()> {
-    let (name, field) = split_field(&args.name);
-    let q = ValueRef {
-        name: name.to_owned(),
-        scope: parse_scope(args.scope.as_deref())?,
-        version: args.version,
-        field: field.map(str::to_owned),
-    };
+    let mut q = reference(&args.name, args.scope.as_deref())?;
+    q.version = args.version;
     let v = ctx.backend()?.read(&q)?;
     super::upstream::warn_stale(&args.name, &v);
     if ctx.json() {
@@ -197,8 +228,10 @@ pub fn get(ctx: &Ctx, args: &GetArgs) -> Result<()> {
     if v.value.is_empty() && !v.fields.is_empty() {
         let names: Vec<&str> = v.fields.keys().map(String::as_str).collect();
         eprintln!(
-            "note: {name} has no value, only fields ({}); read one with {name}#FIELD",
-            names.join(", ")
+            "note: {} has no value, only fields ({}); read one with {}#FIELD",
+            args.name,
+            names.join(", "),
+            args.name
         );
     }
     Ok(())
@@ -282,9 +315,8 @@ fn show_rows(m: &SecretMeta) -> Vec<(&'static str, String)> {
 
 /// `show`.
 pub fn show(ctx: &Ctx, args: &NameArgs) -> Result<()> {
-    let m = ctx
-        .backend()?
-        .show(&args.name, parse_scope(args.scope.as_deref())?.as_ref())?;
+    let (name, scope) = secret_of(args)?;
+    let m = ctx.backend()?.show(&name, scope.as_ref())?;
     if ctx.json() {
         return output::print_json(&m);
     }
@@ -316,30 +348,31 @@ fn print_versions(versions: &[VersionInfo]) -> Result<()> {
 
 /// `history`.
 pub fn history(ctx: &Ctx, args: &NameArgs) -> Result<()> {
-    let m = ctx
-        .backend()?
-        .show(&args.name, parse_scope(args.scope.as_deref())?.as_ref())?;
+    let (name, scope) = secret_of(args)?;
+    let m = ctx.backend()?.show(&name, scope.as_ref())?;
     if ctx.json() {
-        return output::print_json(&m.versions);
+        // Newest first, as the table lists them.
+        let newest_first: Vec<&VersionInfo> = m.versions.iter().rev().collect();
+        return output::print_json(&newest_first);
     }
     print_versions(&m.versions)
 }
 
 /// `rm`.
 pub fn rm(ctx: &Ctx, args: &RmArgs) -> Result<()> {
-    let scope = parse_scope(args.secret.scope.as_deref())?;
-    ctx.backend()?
-        .delete(&args.secret.name, scope.as_ref(), args.force)?;
+    let (name, scope) = secret_of(&args.secret)?;
+    let gone = ctx.backend()?.delete(&name, scope.as_ref(), args.force)?;
+    if ctx.json() {
+        return output::print_json(&gone);
+    }
     eprintln!("deleted {}", args.secret.name);
     Ok(())
 }
 
 /// `rollback`.
 pub fn rollback(ctx: &Ctx, args: &RollbackArgs) -> Result<()> {
-    let scope = parse_scope(args.secret.scope.as_deref())?;
-    let m = ctx
-        .backend()?
-        .rollback(&args.secret.name, scope.as_ref(), args.to)?;
+    let (name, scope) = secret_of(&args.secret)?;
+    let m = ctx.backend()?.rollback(&name, scope.as_ref(), args.to)?;
     if ctx.json() {
         return output::print_json(&m);
     }

@@ -11,7 +11,7 @@ use crate::Passphrase;
 use crate::error::Error;
 use crate::ops::session::Unlock;
 use crate::protocol::{API_VERSION, Status};
-use crate::types::Action;
+use crate::types::{Action, ListFilter};
 
 fn status_of(state: &State, caller: Option<&Caller>) -> Status {
     let store = state.cell.store().ok();
@@ -22,7 +22,15 @@ fn status_of(state: &State, caller: Option<&Caller>) -> Status {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         api: API_VERSION,
         store_id: state.cell.store_id(),
-        secrets: store.and_then(|s| s.count().ok()),
+        // What the caller may see: the whole store for an owner, the secrets its grants
+        // reach (as `ls` lists them) for anyone else.
+        secrets: store.and_then(|s| match known {
+            Some(c) if !c.is_owner() => s
+                .list(&c.actor, &ListFilter::default())
+                .ok()
+                .map(|l| u64::try_from(l.len()).unwrap_or(u64::MAX)),
+            _ => s.count().ok(),
+        }),
         since: state.since(),
         principal: known.map(|c| c.actor.principal.clone()),
         role: known.and_then(|c| c.actor.role),
@@ -53,8 +61,32 @@ pub(crate) async fn unlock(
         )));
     }
     let pass = Passphrase::new(body.passphrase.expose().as_bytes().to_vec());
-    state.unlock(caller.actor, pass).await?;
-    Ok(Json(status_of(&state, None)))
+    let (uid, gid) = (caller.actor.uid, caller.actor.gid);
+    state.unlock(caller.actor.clone(), pass).await?;
+    // The answer names the unlocking owner as `status` would now, authenticated by the
+    // store that was just opened (not by the role remembered while it was locked).
+    let Ok(store) = state.cell.store() else {
+        return Ok(Json(status_of(&state, None)));
+    };
+    let opened = store.clone();
+    let principal = blocking(move || {
+        let admission = opened.admit(uid, gid)?;
+        opened.authenticate_admitted(&admission, None)
+    })
+    .await;
+    // The store is unlocked either way; a peer the opened store does not name is answered
+    // as the locked daemon knew it, not with an error for an unlock that succeeded.
+    let Ok(principal) = principal else {
+        return Ok(Json(status_of(&state, None)));
+    };
+    let mut actor = caller.actor;
+    actor.principal = principal.name;
+    actor.role = principal.kind.role();
+    let known = Caller {
+        actor,
+        store: Some(store),
+    };
+    Ok(Json(status_of(&state, Some(&known))))
 }
 
 /// `POST /v1/lock`: owners only.

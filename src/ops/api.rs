@@ -9,7 +9,7 @@ use super::principals::{PrincipalDelete, PrincipalGet, PrincipalPut, Principals}
 use super::secrets::{Check, Delete, Env, GetValue, List, Rollback, Set, Show};
 use super::{Context, Operation};
 use crate::error::Result;
-use crate::protocol::{EnvItem, PrincipalOp, PrincipalResponse, decode_map};
+use crate::protocol::{Deleted, EnvItem, PrincipalOp, PrincipalResponse, decode_map};
 use crate::store::Store;
 use crate::types::{
     Actor, AuditHead, AuditQuery, AuditRecord, Channel, CheckResult, ListFilter, Scope,
@@ -147,17 +147,17 @@ pub trait Api {
         self.call(Set::new(name, req))
     }
 
-    /// Deletes a secret (refused with `Conflict` while referenced, unless `force`).
+    /// Deletes a secret (refused with `Conflict` while referenced, unless `force`); the
+    /// answer names what was deleted.
     ///
     /// # Errors
     /// `Conflict`, `NotFound`, `PermissionDenied`.
-    fn delete(&self, name: &str, scope: Option<&Scope>, force: bool) -> Result<()> {
+    fn delete(&self, name: &str, scope: Option<&Scope>, force: bool) -> Result<Deleted> {
         self.call(Delete {
             name: name.to_owned(),
             scope: scope.cloned(),
             force: force.then_some(true),
         })
-        .map(drop)
     }
 
     /// Re-publishes version `to` as a new version.
@@ -271,15 +271,14 @@ pub trait Api {
         Ok((r.principal, r.token.map(|t| t.to_secret_bytes())))
     }
 
-    /// Removes a principal or team.
+    /// Removes a principal or team; the answer names what was removed.
     ///
     /// # Errors
     /// `NotFound`, `Conflict` for the last owner.
-    fn principal_remove(&self, name: &str) -> Result<()> {
+    fn principal_remove(&self, name: &str) -> Result<Deleted> {
         self.call(PrincipalDelete {
             name: name.to_owned(),
         })
-        .map(drop)
     }
 
     /// Adds a grant to `name`.

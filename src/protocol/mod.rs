@@ -46,6 +46,7 @@ pub struct Status {
     /// Number of secrets (all scopes); `null` while locked.
     pub secrets: Option<u64>,
     /// When the store entered its current state (unlocked or locked).
+    #[serde(with = "crate::types::time")]
     pub since: Timestamp,
     /// The caller's principal, when the store is unlocked.
     pub principal: Option<String>,
@@ -100,12 +101,14 @@ pub struct ValueResponse {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub fields_base64: BTreeMap<String, SecretText>,
     /// When it was read (after its audit record was durable).
+    #[serde(with = "crate::types::time")]
     pub retrieved_at: Timestamp,
     /// For a remote secret (SPEC §11): upstream could not be reached and the cache was served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stale: Option<bool>,
     /// For a remote secret: when the value was last fetched from upstream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(with = "crate::types::time::option")]
     pub fetched_at: Option<Timestamp>,
 }
 
@@ -259,6 +262,7 @@ pub struct EnvResponse {
     /// Variables whose remote secret was served stale from the cache (SPEC §11), with when
     /// it was last fetched.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(with = "crate::types::time::map")]
     pub stale: BTreeMap<String, Timestamp>,
 }
 
@@ -303,6 +307,7 @@ pub enum PrincipalOp {
         scope: Option<Scope>,
         /// Not after this time.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(with = "crate::types::time::option")]
         expires: Option<Timestamp>,
     },
     /// Remove the grants with this pattern.

@@ -149,6 +149,7 @@ pub struct AuditRecord {
     /// Position in the chain, from 1.
     pub seq: u64,
     /// When.
+    #[serde(with = "crate::types::time")]
     pub time: Timestamp,
     /// Who.
     pub principal: String,
@@ -188,8 +189,10 @@ pub struct AuditQuery {
     /// Outcome.
     pub outcome: Option<Outcome>,
     /// At or after.
+    #[serde(default, with = "crate::types::time::option")]
     pub since: Option<Timestamp>,
     /// Before.
+    #[serde(default, with = "crate::types::time::option")]
     pub until: Option<Timestamp>,
     /// Records after this seq (for `--follow`).
     pub after_seq: Option<u64>,

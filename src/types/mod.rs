@@ -20,6 +20,7 @@ mod duration;
 mod encoding;
 mod passphrase;
 mod principal;
+pub mod time;
 mod upstream;
 mod value_ref;
 
@@ -427,6 +428,7 @@ pub struct VersionInfo {
     /// The version number, from 1.
     pub version: u64,
     /// When it was written.
+    #[serde(with = "crate::types::time")]
     pub created_at: Timestamp,
     /// Who wrote it.
     pub created_by: String,
@@ -455,14 +457,17 @@ pub struct SecretMeta {
     /// Labels.
     pub meta: BTreeMap<String, String>,
     /// When it was created.
+    #[serde(with = "crate::types::time")]
     pub created_at: Timestamp,
     /// Who created it.
     pub created_by: String,
     /// When its value or metadata last changed.
+    #[serde(with = "crate::types::time")]
     pub updated_at: Timestamp,
     /// Who changed it last.
     pub updated_by: String,
     /// When its value was last read.
+    #[serde(default, with = "crate::types::time::option")]
     pub last_used: Option<Timestamp>,
     /// The current version.
     pub version: u64,

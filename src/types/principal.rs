@@ -49,6 +49,7 @@ pub struct Grant {
     /// Only in this scope.
     pub scope: Option<Scope>,
     /// Not after this time.
+    #[serde(default, with = "crate::types::time::option")]
     pub expires: Option<jiff::Timestamp>,
 }
 
@@ -70,6 +71,7 @@ pub struct Principal {
     /// Members (teams).
     pub members: Vec<String>,
     /// When added.
+    #[serde(with = "crate::types::time")]
     pub created_at: jiff::Timestamp,
 }
 

@@ -238,6 +238,7 @@ pub struct Freshness {
     /// Upstream could not be reached and the cached value was served.
     pub stale: bool,
     /// When the value was last fetched from upstream.
+    #[serde(with = "crate::types::time")]
     pub fetched_at: Timestamp,
 }
 
@@ -253,6 +254,7 @@ pub struct BindingStatus {
     pub upstream_version: Option<u64>,
     /// The last good fetch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(with = "crate::types::time::option")]
     pub last_fetch: Option<Timestamp>,
     /// The last failure, if it is more recent than the last good fetch.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -188,3 +188,30 @@ pub fn via(env: &Env, d: &Daemon, args: &[&str], stdin: Option<&[u8]>) -> Run {
         .args(args);
     env.finish(c, stdin)
 }
+
+/// Spawns `tresor ARGS` against the daemon (a long runner such as `audit --follow`) and
+/// hands its stdout over line by line; the caller kills the child.
+pub fn spawn_lines(
+    env: &Env,
+    d: &Daemon,
+    args: &[&str],
+) -> (Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut c = env.cmd();
+    c.env("TRESOR_SOCKET", &d.socket)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}

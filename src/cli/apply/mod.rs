@@ -143,8 +143,12 @@ fn run_op(b: &Backend, op: &Op) -> Result<()> {
         Op::Leave(t, m) => {
             b.team_leave(t, m)?;
         }
-        Op::DeleteSecret(name, scope) => b.delete(name, Some(scope), false)?,
-        Op::RemovePrincipal(name) => b.principal_remove(name)?,
+        Op::DeleteSecret(name, scope) => {
+            b.delete(name, Some(scope), false)?;
+        }
+        Op::RemovePrincipal(name) => {
+            b.principal_remove(name)?;
+        }
     }
     Ok(())
 }

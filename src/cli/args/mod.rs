@@ -84,6 +84,10 @@ pub enum Command {
     /// Delete a secret and all its versions
     Rm(RmArgs),
     /// List the kept versions of a secret
+    #[command(
+        long_about = "List the kept versions of a secret, newest first (the table and --json \
+                      alike)"
+    )]
     History(NameArgs),
     /// Re-publish an old version as a new one
     Rollback(RollbackArgs),
@@ -164,7 +168,7 @@ pub struct InitArgs {
 /// A secret's name and optional scope.
 #[derive(Debug, Args)]
 pub struct NameArgs {
-    /// The secret's name
+    /// The secret: [SCOPE/]NAME, as `check` and `run` take it (`user:alice/token`)
     pub name: String,
     /// Its scope: org, team:<team> or user:<user> [default: user, then teams, then org]
     #[arg(long, value_name = "SCOPE")]
@@ -230,12 +234,25 @@ pub struct SetArgs {
     /// With --remote: the daemon refreshes it this often
     #[arg(long, value_name = "DURATION", requires = "remote")]
     pub refresh: Option<String>,
+    /// Words after the name (`tresor set foo bar`): refused by `set` with a hint where values
+    /// come from. The text is dropped at parsing, so it is never kept, shown or logged.
+    #[arg(hide = true, num_args = 0.., value_parser = discard_argv_value)]
+    pub value_on_argv: Vec<DiscardedArg>,
+}
+
+/// A command-line word dropped unread (a value typed where none belongs).
+#[derive(Clone, Copy, Debug)]
+pub struct DiscardedArg;
+
+#[allow(clippy::unnecessary_wraps)] // the signature clap's value parsers have
+fn discard_argv_value(_: &str) -> std::result::Result<DiscardedArg, String> {
+    Ok(DiscardedArg)
 }
 
 /// `get`.
 #[derive(Debug, Args)]
 pub struct GetArgs {
-    /// NAME, or NAME#field for one field
+    /// [SCOPE/]NAME, or [SCOPE/]NAME#field for one field (`user:alice/token#user`)
     pub name: String,
     /// Its scope: org, team:<team> or user:<user>
     #[arg(long, value_name = "SCOPE")]
@@ -385,7 +402,7 @@ pub struct AuditFilterArgs {
     /// Only the newest N matching records
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
-    /// Keep printing new records as they arrive (through the daemon)
+    /// Keep printing new records (daemon); past ones only with --since/--limit
     #[arg(long)]
     pub follow: bool,
 }
