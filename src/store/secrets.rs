@@ -437,11 +437,8 @@ impl Store {
                 Some((n, f)) => (n, Some(f)),
                 None => (full.as_str(), None),
             };
-            // A name that cannot exist is missing, not an error: check is a pre-flight.
-            if crate::types::validate_name(name).is_err() {
-                out.missing.push(full.clone());
-                continue;
-            }
+            // A name that is not a valid name is a mistake in the request, not a missing secret.
+            crate::types::validate_name(name)?;
             let present = match self.resolve_in(&table, actor, name, None)? {
                 Some((_, rec)) => {
                     self.allow(actor, Op::ReadMeta, &rec.scope, name).is_ok()
