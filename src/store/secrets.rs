@@ -533,9 +533,11 @@ fn apply_set(
         r
     } else {
         if new_value.is_none() {
-            return Err(Error::invalid(
-                "value",
-                format!("{name} does not exist yet; a new secret needs a value or fields"),
+            // Only metadata for a secret that is not there: nothing to change (a new secret
+            // needs a value or fields).
+            return Err(Error::not_found(
+                "secret",
+                format!("{name} (a new secret needs a value or fields)"),
             ));
         }
         SecretRec {
