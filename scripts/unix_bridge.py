@@ -10,14 +10,18 @@ import sys
 
 
 async def pipe(reader, writer):
+    """Copies until end of stream, then half-closes: the other direction keeps flowing. Closing
+    the whole socket here, with the peer's bytes still unread in it, makes the kernel answer with
+    a reset, and the client loses an answer it had not read yet (an early error answer and
+    close from the daemon looked like "closed without response")."""
     try:
         while data := await reader.read(65536):
             writer.write(data)
             await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
     except (ConnectionError, asyncio.CancelledError):
         pass
-    finally:
-        writer.close()
 
 
 async def main(socket_path, port):
@@ -27,7 +31,11 @@ async def main(socket_path, port):
         except OSError:
             tcp_writer.close()
             return
-        await asyncio.gather(pipe(tcp_reader, unix_writer), pipe(unix_reader, tcp_writer))
+        try:
+            await asyncio.gather(pipe(tcp_reader, unix_writer), pipe(unix_reader, tcp_writer))
+        finally:
+            unix_writer.close()
+            tcp_writer.close()
 
     server = await asyncio.start_server(handle, "127.0.0.1", port)
     async with server:

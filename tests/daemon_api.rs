@@ -427,7 +427,7 @@ fn error_codes_map_to_statuses() {
             400,
             "invalid_argument",
         ),
-        ("PUT", "/v1/secrets/fresh", b"{}", 400, "invalid_argument"),
+        ("PUT", "/v1/secrets/fresh", b"{}", 404, "not_found"),
         (
             "GET",
             "/v1/secrets?colour=red",

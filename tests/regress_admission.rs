@@ -240,6 +240,12 @@ fn the_last_owner_can_be_neither_demoted_nor_replaced() {
         Err(Error::Conflict { .. })
     ));
     assert_eq!(c.status().unwrap().role, Some(Role::Owner));
+    // Nor moved to another uid, which locked the caller out (found by schemathesis).
+    assert!(matches!(
+        c.principal_add(&spec(&me, Role::Owner, uid + 1, None)),
+        Err(Error::Conflict { .. })
+    ));
+    assert_eq!(c.status().unwrap().role, Some(Role::Owner));
     // Replacing the owner by an owner is fine; with a second owner, demoting is too.
     c.principal_add(&spec(&me, Role::Owner, uid, None)).unwrap();
     c.principal_add(&spec("second", Role::Owner, 4999, None))

@@ -207,7 +207,7 @@ impl Store {
     /// # Errors
     /// `InvalidArgument` for a bad name or an agent with neither uid, gid nor token;
     /// `Conflict` when a team has that name or when it would change the last owner into
-    /// another role; `PermissionDenied` for non-owners.
+    /// another role or stop it matching the uid (and gid) it matched; `PermissionDenied` for non-owners.
     pub fn principal_add(
         &self,
         actor: &Actor,
@@ -243,12 +243,14 @@ impl Store {
                     references: Vec::new(),
                 });
             }
-            // The last owner may be replaced by an owner, never by another role (SPEC §5).
-            if old.as_ref().is_some_and(|o| o.kind == PrincipalKind::Owner)
-                && spec.role != Role::Owner
-                && owners() <= 1
-            {
-                return Err(last_owner(&spec.name));
+            // The last owner may be replaced by an owner, never by another role (SPEC §5), and
+            // only so that whoever it admitted is still admitted: another uid, or a gid it did
+            // not ask for, would leave no owner over the socket.
+            if let Some(o) = old.as_ref().filter(|o| o.kind == PrincipalKind::Owner) {
+                let keeps_peer = spec.uid == o.uid && spec.gid.is_none_or(|g| o.gid == Some(g));
+                if (spec.role != Role::Owner || !keeps_peer) && owners() <= 1 {
+                    return Err(last_owner(&spec.name));
+                }
             }
             Ok(Some(PrincipalRec {
                 name: spec.name.clone(),

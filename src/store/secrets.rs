@@ -437,11 +437,8 @@ impl Store {
                 Some((n, f)) => (n, Some(f)),
                 None => (full.as_str(), None),
             };
-            // A name that cannot exist is missing, not an error: check is a pre-flight.
-            if crate::types::validate_name(name).is_err() {
-                out.missing.push(full.clone());
-                continue;
-            }
+            // A name that is not a valid name is a mistake in the request, not a missing secret.
+            crate::types::validate_name(name)?;
             let present = match self.resolve_in(&table, actor, name, None)? {
                 Some((_, rec)) => {
                     self.allow(actor, Op::ReadMeta, &rec.scope, name).is_ok()
@@ -536,9 +533,11 @@ fn apply_set(
         r
     } else {
         if new_value.is_none() {
-            return Err(Error::invalid(
-                "value",
-                format!("{name} does not exist yet; a new secret needs a value or fields"),
+            // Only metadata for a secret that is not there: nothing to change (a new secret
+            // needs a value or fields).
+            return Err(Error::not_found(
+                "secret",
+                format!("{name} (a new secret needs a value or fields)"),
             ));
         }
         SecretRec {

@@ -138,6 +138,10 @@ impl Store {
         let what = format!("provider {}", provider.name);
         self.authorize(actor, Action::Provider, &what)?;
         provider.validate()?;
+        // A CA file that is not there is named now, not at the first read through it.
+        if let Some(ca) = &provider.ca_file {
+            crate::types::read_ca_file(&provider.name, ca)?;
+        }
         let key = provider_key(&self.keys, &provider.name);
         let rec = Rec::Provider(provider);
         self.upstream_write(

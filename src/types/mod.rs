@@ -33,7 +33,7 @@ pub use passphrase::Passphrase;
 pub use principal::{Grant, Principal, PrincipalKind, PrincipalSpec};
 pub use upstream::{
     Binding, BindingStatus, DEFAULT_TIMEOUT_MS, Freshness, Provider, ProviderAuth, ProviderKind,
-    SyncReport,
+    SyncReport, read_ca_file,
 };
 pub use value_ref::{SCHEME, ValueRef};
 

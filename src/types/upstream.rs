@@ -131,6 +131,24 @@ impl Provider {
     }
 }
 
+/// Reads a provider's CA file: a file that is not there is `NotFound` (naming it), one that
+/// cannot be read otherwise is `InvalidArgument`.
+///
+/// # Errors
+/// As above.
+pub fn read_ca_file(provider: &str, ca: &str) -> Result<Vec<u8>> {
+    std::fs::read(ca).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::not_found("ca_file", format!("provider {provider}: {ca}"))
+        } else {
+            Error::invalid(
+                "ca_file",
+                format!("provider {provider}: cannot read {ca}: {e}"),
+            )
+        }
+    })
+}
+
 /// `http://host[:port]` or `https://host[:port]` (a trailing `/` allowed): no user info, path,
 /// query or fragment, no whitespace.
 fn validate_addr(addr: &str) -> std::result::Result<(), String> {

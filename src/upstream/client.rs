@@ -93,12 +93,7 @@ pub(crate) fn http_client(p: &Provider) -> Result<reqwest::Client> {
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none());
     if let Some(ca) = &p.ca_file {
-        let pem = std::fs::read(ca).map_err(|e| {
-            Error::invalid(
-                "ca_file",
-                format!("provider {}: cannot read {ca}: {e}", p.name),
-            )
-        })?;
+        let pem = crate::types::read_ca_file(&p.name, ca)?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
             Error::invalid(
                 "ca_file",

@@ -198,10 +198,13 @@ impl<'a> Session<'a> {
             .map(str::trim)
             .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
             .ok_or_else(|| {
-                Error::invalid(
-                    "credential",
-                    format!("{what} does not hold a token or id (expected printable ASCII)"),
-                )
+                // The request is fine; the provider cannot be used until its credential is.
+                Error::Unavailable {
+                    reason: format!(
+                        "{what} does not hold a token or id (expected printable ASCII); set it \
+                         with `tresor set`"
+                    ),
+                }
             })?;
         Ok(Zeroizing::new(text.to_owned()))
     }
