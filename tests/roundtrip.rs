@@ -362,9 +362,11 @@ fn metadata_only_update_of_a_missing_secret_is_refused() {
         description: Some("d".into()),
         ..SetRequest::default()
     };
+    // `not_found` since issue 7's schemathesis pass (it was `invalid_argument`): the secret
+    // to update does not exist; the message still says a new one needs a value.
     assert!(matches!(
         store.set(&owner(), "ghost", req),
-        Err(Error::InvalidArgument { .. })
+        Err(Error::NotFound { .. })
     ));
 }
 

@@ -164,6 +164,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let is_post = req.method() == axum::http::Method::POST;
         let too_large = |size: u64| {
             ApiError(Error::PayloadTooLarge {
                 size,
@@ -190,9 +191,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
                 )));
             }
         };
-        // No body is an empty object: `curl -X POST …/v1/audit/verify` needs no `-d '{}'`, and a
-        // request that lacks a required field says which one.
-        let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
+        // A POST without a body is an empty object: `curl -X POST …/v1/audit/verify` needs no
+        // `-d '{}'`, and one that lacks a required field says which. A PUT replaces something
+        // and must say with what: no body is malformed.
+        let bytes: &[u8] = if bytes.is_empty() && is_post {
+            b"{}"
+        } else {
+            &bytes
+        };
         parse_json(bytes).map(Body)
     }
 }
