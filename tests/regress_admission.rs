@@ -62,7 +62,7 @@ async fn summaries(owner: &AsyncClient) -> Vec<(u64, String)> {
         .map(|r| {
             assert_eq!(r.outcome, Outcome::Denied);
             assert_eq!(r.uid, rustix::process::geteuid().as_raw());
-            let name = r.name.unwrap();
+            let name = r.entry.name.unwrap();
             let n = name.split_whitespace().next().unwrap().parse().unwrap();
             (n, name)
         })

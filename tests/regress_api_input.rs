@@ -313,7 +313,7 @@ fn exports_and_field_reads_are_audited_as_such() {
         .audit(&q)
         .unwrap()
         .into_iter()
-        .map(|r| (r.action, r.name.unwrap_or_default(), r.outcome))
+        .map(|r| (r.action, r.name.clone().unwrap_or_default(), r.outcome))
         .collect();
     assert_eq!(
         new,

@@ -58,18 +58,20 @@ impl EntryRec {
     fn into_record(self, seq: u64) -> AuditRecord {
         AuditRecord {
             seq,
-            time: ts(self.time),
-            principal: self.principal,
-            uid: self.uid,
-            gid: self.gid,
-            pid: self.pid,
-            exe: self.exe,
-            action: self.action,
-            scope: self.scope,
-            name: self.name,
-            version: self.version,
-            outcome: self.outcome,
-            channel: self.channel,
+            entry: AuditEntry {
+                time: ts(self.time),
+                principal: self.principal,
+                uid: self.uid,
+                gid: self.gid,
+                pid: self.pid,
+                exe: self.exe,
+                action: self.action,
+                scope: self.scope,
+                name: self.name,
+                version: self.version,
+                outcome: self.outcome,
+                channel: self.channel,
+            },
         }
     }
 }

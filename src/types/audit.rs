@@ -148,31 +148,16 @@ impl FromStr for Action {
 pub struct AuditRecord {
     /// Position in the chain, from 1.
     pub seq: u64,
-    /// When.
-    #[serde(with = "crate::types::time")]
-    pub time: Timestamp,
-    /// Who.
-    pub principal: String,
-    /// Peer uid.
-    pub uid: u32,
-    /// Peer gid.
-    pub gid: u32,
-    /// Peer pid.
-    pub pid: u32,
-    /// Peer executable.
-    pub exe: Option<String>,
-    /// What.
-    pub action: Action,
-    /// The secret's scope, when the action is about a secret.
-    pub scope: Option<String>,
-    /// The secret's (or principal's, or keyslot's) name.
-    pub name: Option<String>,
-    /// The version read or written.
-    pub version: Option<u64>,
-    /// How it ended.
-    pub outcome: Outcome,
-    /// Socket or direct.
-    pub channel: Channel,
+    /// What was recorded (its fields appear beside `seq` in JSON).
+    #[serde(flatten)]
+    pub entry: AuditEntry,
+}
+
+impl std::ops::Deref for AuditRecord {
+    type Target = AuditEntry;
+    fn deref(&self) -> &AuditEntry {
+        &self.entry
+    }
 }
 
 /// Filters for audit queries. Every field narrows; `limit` keeps the newest N. Also the query
@@ -268,9 +253,10 @@ impl FromStr for HeadSpec {
 
 /// One audit record to append ([`Store::record`](crate::Store::record), or inside a store
 /// transaction). Names objects and secrets, never a value.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
     /// When.
+    #[serde(with = "crate::types::time")]
     pub time: jiff::Timestamp,
     /// Who.
     pub principal: String,
