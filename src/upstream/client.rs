@@ -55,12 +55,21 @@ impl Failure {
     }
 }
 
-/// One KV v2 secret version as read.
-#[derive(Debug)]
+/// One KV v2 secret version as read. Its `Debug` names the keys, never the values.
 pub(crate) struct KvSecret {
     pub version: u64,
     pub data: BTreeMap<String, Value>,
     pub custom_metadata: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for KvSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvSecret")
+            .field("version", &self.version)
+            .field("keys", &self.data.keys().collect::<Vec<_>>())
+            .field("values", &"[redacted]")
+            .finish_non_exhaustive()
+    }
 }
 
 impl Drop for KvSecret {
