@@ -31,6 +31,7 @@ mod audit;
 pub mod backend;
 mod cert;
 mod check;
+mod credential;
 mod daemon_ctl;
 mod dotenv;
 mod export;

@@ -106,7 +106,10 @@ fn open_store(args: &DaemonArgs, path: &Path) -> Result<super::Opened> {
         if !args.init {
             return Err(Error::not_found("store", path.display().to_string()));
         }
-        if args.unlock.keyfile.is_some() || (args.unlock.is_empty() && !unlock::has_terminal()) {
+        if args.unlock.keyfile.is_some()
+            || args.unlock.unlock_credential.is_some()
+            || (args.unlock.is_empty() && !unlock::has_terminal())
+        {
             return Err(init_needs_passphrase());
         }
         let pass =

@@ -328,7 +328,7 @@ pub enum KeyslotCommand {
 
 /// `keyslot add`.
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("kind").required(true).args(["keyfile", "recovery", "passphrase"])))]
+#[command(group(clap::ArgGroup::new("kind").required(true).args(["keyfile", "recovery", "passphrase", "systemd_creds"])))]
 pub struct KeyslotAddArgs {
     /// A key file; created with 32 random bytes (mode 0600) when absent
     #[arg(long, value_name = "PATH")]
@@ -342,6 +342,14 @@ pub struct KeyslotAddArgs {
     /// With --passphrase: read it from this file instead of prompting
     #[arg(long, value_name = "FILE", requires = "passphrase")]
     pub new_passphrase_file: Option<PathBuf>,
+    /// A systemd credential NAME: 32 random bytes sealed with `systemd-creds encrypt` (TPM2 when
+    /// present, else the host key), for `tresord --unlock-credential NAME`
+    #[arg(long, value_name = "NAME")]
+    pub systemd_creds: Option<String>,
+    /// With --systemd-creds: where the sealed credential goes [default:
+    /// /etc/credstore.encrypted/NAME]
+    #[arg(long, value_name = "PATH", requires = "systemd_creds")]
+    pub credential_out: Option<PathBuf>,
 }
 
 /// `backup`.
