@@ -55,6 +55,16 @@ impl From<&AuditEntry> for EntryRec {
 }
 
 impl EntryRec {
+    /// When it happened, in microseconds since the epoch.
+    pub(super) fn time_micros(&self) -> i64 {
+        self.time
+    }
+
+    /// What happened.
+    pub(super) fn action(&self) -> Action {
+        self.action
+    }
+
     fn into_record(self, seq: u64) -> AuditRecord {
         AuditRecord {
             seq,
@@ -171,6 +181,16 @@ impl Store {
     /// `PermissionDenied` for non-owners; `Integrity` for a record that does not open.
     pub fn audit(&self, actor: &Actor, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
         self.authorize_admin(actor, Action::List, "audit")?;
+        self.audit_scan(q, None)
+    }
+
+    /// Records matching `q`, oldest first: with `first`, the oldest `first` of them (a page of
+    /// an export); else as [`Store::audit`] (`q.limit` keeps the newest).
+    pub(super) fn audit_scan(
+        &self,
+        q: &AuditQuery,
+        first: Option<usize>,
+    ) -> Result<Vec<AuditRecord>> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(AUDIT)?;
         let mut out = std::collections::VecDeque::new();
@@ -193,6 +213,9 @@ impl Store {
                 && q.until.is_none_or(|t| r.time < t);
             if keep {
                 out.push_back(r);
+                if first.is_some_and(|n| out.len() >= n) {
+                    break;
+                }
                 if q.limit.is_some_and(|l| out.len() > l) {
                     out.pop_front();
                 }
@@ -248,19 +271,39 @@ impl Store {
         let id = &self.header.store_id;
         let txn = self.db.begin_read()?;
         let table = txn.open_table(AUDIT)?;
-        let mut prev = AuditLayout::genesis(&self.keys.audit, id);
+        // After a prune the walk starts at the checkpoint (see `retention`).
+        let Ok(base) = super::retention::read_base_ro(&self.keys, id, &txn) else {
+            return Ok(VerifyReport {
+                ok: false,
+                records: 0,
+                first_broken_seq: Some(1),
+                head_mismatch: None,
+                pruned_records: None,
+                pruned_before_seq: None,
+            });
+        };
+        let mut prev = base.mac;
         let mut records = 0u64;
-        // Whether the witnessed head was met on the way (its seq with its MAC).
-        let mut met = witnessed.is_some_and(|w| w.seq == Some(0) && w.mac == prev);
+        // Whether the witnessed head was met on the way (its seq with its MAC). A head
+        // witnessed inside the pruned range was removed with it and cannot be checked.
+        let mut met = witnessed.is_some_and(|w| match w.seq {
+            Some(s) if s < base.upto => true,
+            Some(s) => s == base.upto && w.mac == prev,
+            None => w.mac == prev,
+        });
+        let pruned = (base.upto > 0).then_some(base.pruned);
+        let pruned_before = (base.upto > 0).then_some(base.upto + 1);
         let broken = |seq: u64, records: u64| {
             Ok(VerifyReport {
                 ok: false,
                 records,
                 first_broken_seq: Some(seq),
                 head_mismatch: None,
+                pruned_records: pruned,
+                pruned_before_seq: pruned_before,
             })
         };
-        for (expected, row) in (1u64..).zip(table.iter()?) {
+        for (expected, row) in (base.upto + 1..).zip(table.iter()?) {
             let (k, v) = row?;
             let seq = k.value();
             if seq != expected {
@@ -291,20 +334,23 @@ impl Store {
         let head = meta.get(HEAD)?;
         let mut report =
             match read_head(&self.keys, id, head.as_ref().map(redb::AccessGuard::value)) {
-                Ok((seq, mac)) if seq == records && mac == prev => VerifyReport {
+                Ok((seq, mac)) if seq == base.upto + records && mac == prev => VerifyReport {
                     ok: true,
                     records,
                     first_broken_seq: None,
                     head_mismatch: None,
+                    pruned_records: pruned,
+                    pruned_before_seq: pruned_before,
                 },
-                _ => return broken(records + 1, records),
+                _ => return broken(base.upto + records + 1, records),
             };
         if let Some(w) = witnessed.filter(|_| !met) {
             report.ok = false;
             report.head_mismatch = Some(match w.seq {
-                Some(s) if s > records => format!(
-                    "the log ends at seq {records}, before the witnessed head at seq {s}: \
-                     records were removed (the store was rolled back to an older copy?)"
+                Some(s) if s > base.upto + records => format!(
+                    "the log ends at seq {}, before the witnessed head at seq {s}: \
+                     records were removed (the store was rolled back to an older copy?)",
+                    base.upto + records
                 ),
                 Some(s) => format!(
                     "the record at seq {s} is not the witnessed one: the log forked from the \

@@ -265,7 +265,11 @@ fn rekey_all(
         tick(&mut done);
     }
     let mut new_audit = Vec::new();
+    // A pruned chain restarts at its checkpoint, re-sealed under the new key with the new
+    // genesis MAC in place of the old `mac(upto)` (which the new key cannot reproduce).
+    let mut base = super::retention::read_base(&store.keys, id, txn)?;
     let mut prev = AuditLayout::genesis(&new.audit, id);
+    base.mac = prev;
     for row in audit.iter()? {
         let (k, v) = row?;
         let seq = k.value();
@@ -296,7 +300,10 @@ fn rekey_all(
     for (k, v) in &new_audit {
         audit.insert(*k, v.as_slice())?;
     }
-    let last = new_audit.last().map_or(0, |(s, _)| *s);
+    let last = new_audit.last().map_or(base.upto, |(s, _)| *s);
+    if base.upto > 0 {
+        super::retention::write_base(new, id, txn, &base)?;
+    }
     audit::write_head_with(new, id, txn, last, &prev)?;
     super::upstream::rekey(store, new, txn)?;
     progress(total, total);

@@ -26,6 +26,7 @@ mod peers;
 mod principals;
 mod read;
 mod records;
+mod retention;
 mod secrets;
 mod upstream;
 
