@@ -105,10 +105,10 @@ impl Operation for AuditPrune {
     }
 }
 
-/// The most records one `POST /v1/audit/export` returns.
+/// The most records one `GET /v1/audit/export` returns.
 pub const EXPORT_PAGE_MAX: usize = 10_000;
 
-/// `POST /v1/audit/export`: a page of records for a SIEM, oldest first (owners): those
+/// `GET /v1/audit/export`: a page of records for a SIEM, oldest first (owners): those
 /// matching the filters after `after_seq`, at most `page` (default and maximum
 /// [`EXPORT_PAGE_MAX`]); audited as `export` with the seq range. Ask again with the last
 /// seq as `after_seq` until a page comes back short.
@@ -136,7 +136,7 @@ pub struct AuditExport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub page: Option<usize>,
 }
-endpoint!(AuditExport, Post "/v1/audit/export" => AuditList);
+endpoint!(AuditExport, Get "/v1/audit/export" => AuditList);
 
 impl Operation for AuditExport {
     fn apply(self, cx: &Context<'_>) -> Result<AuditList> {
