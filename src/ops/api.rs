@@ -91,7 +91,17 @@ pub trait Api {
     /// # Errors
     /// As the operation.
     fn list(&self, filter: &ListFilter) -> Result<Vec<SecretMeta>> {
-        Ok(self.call(List::from(filter))?.secrets)
+        let mut req = List::from(filter);
+        let mut out = Vec::new();
+        // A daemon that pages answers with `next`: follow it to the end.
+        loop {
+            let page = self.call(req.clone())?;
+            out.extend(page.secrets);
+            match page.next {
+                Some(next) => req.after = Some(next),
+                None => return Ok(out),
+            }
+        }
     }
 
     /// Metadata and kept versions of one secret.

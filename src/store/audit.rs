@@ -65,6 +65,21 @@ impl EntryRec {
         self.action
     }
 
+    /// How it ended.
+    pub(super) fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+
+    /// The scope named, if any.
+    pub(super) fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    /// The name named, if any.
+    pub(super) fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
     fn into_record(self, seq: u64) -> AuditRecord {
         AuditRecord {
             seq,
@@ -93,6 +108,21 @@ fn read_head(keys: &SubKeys, store_id: &[u8; 16], bytes: Option<&[u8]>) -> Resul
         None => Ok((0, AuditLayout::genesis(&keys.audit, store_id))),
         Some(b) => open_with(keys, store_id, TableId::Meta, HEAD.as_bytes(), b),
     }
+}
+
+/// The seq of the last record, as `txn` sees it.
+///
+/// # Errors
+/// `Integrity` when the head does not open.
+pub(super) fn head_seq(store: &Store, txn: &WriteTransaction) -> Result<u64> {
+    let meta = txn.open_table(META)?;
+    let head = meta.get(HEAD)?;
+    read_head(
+        &store.keys,
+        &store.header.store_id,
+        head.as_ref().map(redb::AccessGuard::value),
+    )
+    .map(|(seq, _)| seq)
 }
 
 pub(super) fn write_head_with(

@@ -106,6 +106,8 @@ impl Store {
     /// `Integrity` when the audit chain or a record fails to verify (nothing is changed).
     pub fn rekey(&mut self, actor: &Actor, progress: &mut dyn FnMut(u64, u64)) -> Result<Vec<u32>> {
         self.authorize_admin(actor, Action::Rekey, "rekey")?;
+        // Notes are keyed by name hashes, which rekey changes.
+        self.fold_last_used()?;
         let report = self.audit_verify()?;
         if !report.ok {
             return Err(Error::integrity(
@@ -155,6 +157,10 @@ impl Store {
             ids
         };
         let old_keys = std::mem::replace(&mut self.keys, new_keys);
+        if let Err(e) = self.mark_folded(&txn) {
+            self.keys = old_keys;
+            return Err(e);
+        }
         let entry = AuditEntry::new(actor, Action::Rekey, Outcome::Ok)
             .named(format!("removed slots {removed_slots:?}"));
         if let Err(e) = audit::append(self, &txn, &[entry]).and_then(|()| self.db.commit(txn)) {

@@ -101,6 +101,9 @@ impl Store {
     /// (nothing is removed).
     pub fn audit_prune(&self, actor: &Actor, before: Timestamp) -> Result<PruneReport> {
         self.authorize(actor, Action::Prune, "audit prune")?;
+        // The reads about to be removed must be in `last_used` first: replay starts after the
+        // fold mark, and pruned records cannot be replayed.
+        self.fold_last_used()?;
         let id = &self.header.store_id;
         let cutoff = before.as_microsecond();
         let txn = self.db.begin_write()?;
