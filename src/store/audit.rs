@@ -161,13 +161,11 @@ pub(super) fn append(store: &Store, txn: &WriteTransaction, entries: &[AuditEntr
     let mut buf = Vec::new();
     for e in entries {
         seq += 1;
-        let env = seal_with(
-            &store.keys,
-            id,
-            TableId::Audit,
-            &seq.to_be_bytes(),
-            &EntryRec::from(e),
-        )?;
+        let mut rec = EntryRec::from(e);
+        if let Some(path) = rec.exe.take() {
+            rec.exe = Some(store.intern_exe(txn, &path)?);
+        }
+        let env = seal_with(&store.keys, id, TableId::Audit, &seq.to_be_bytes(), &rec)?;
         let mac = AuditLayout::mac(&store.keys.audit, &prev, seq, &env);
         buf.clear();
         buf.extend_from_slice(&mac);
@@ -231,7 +229,8 @@ impl Store {
             let (_, env) = AuditLayout::split(v.value())
                 .ok_or_else(|| Error::integrity("audit", format!("seq {seq}")))?;
             let rec: EntryRec = self.open_row(TableId::Audit, &seq.to_be_bytes(), env)?;
-            let r = rec.into_record(seq);
+            let mut r = rec.into_record(seq);
+            r.entry.exe = r.entry.exe.take().map(|e| self.resolve_exe(e));
             let keep = q
                 .secret
                 .as_ref()

@@ -107,6 +107,7 @@ impl LockedStore {
             principals: RwLock::new(principals::Cache::default()),
             principal_writes: std::sync::Mutex::new(()),
             noted: std::sync::Mutex::default(),
+            exes: std::sync::Mutex::default(),
         };
         drop(dk);
         store.check_audit_head()?;

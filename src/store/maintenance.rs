@@ -312,6 +312,7 @@ fn rekey_all(
     }
     audit::write_head_with(new, id, txn, last, &prev)?;
     super::upstream::rekey(store, new, txn)?;
+    super::exes::rekey(store, new, txn)?;
     progress(total, total);
     Ok(())
 }

@@ -18,6 +18,7 @@
 
 mod audit;
 mod db;
+mod exes;
 mod keys;
 mod keyslots;
 mod last_used;
@@ -98,6 +99,8 @@ pub struct Store {
     principal_writes: std::sync::Mutex<()>,
     /// Value reads not yet folded into `last_used` (see `last_used.rs`).
     noted: std::sync::Mutex<last_used::Noted>,
+    /// Interned executable paths of audit records (see `exes.rs`).
+    exes: std::sync::Mutex<exes::Exes>,
 }
 
 impl Drop for Store {
@@ -299,6 +302,7 @@ impl Store {
             principals: RwLock::new(principals::Cache::default()),
             principal_writes: std::sync::Mutex::new(()),
             noted: std::sync::Mutex::default(),
+            exes: std::sync::Mutex::default(),
         };
         let txn = store.db.begin_write()?;
         {
