@@ -296,6 +296,32 @@ fn check_image(sc: &Scenario, op: Op, image: &[u8], expect: &Expect, what: &str)
     if op == Op::Rekey {
         assert_handed_out_audited(&store, &sc.handed_out, what);
     }
+    assert_last_used_is_the_log(&store, what);
+}
+
+/// `last_used` is derived from the audit log (folded lazily, replayed at unlock): after any
+/// crash each secret's `last_used` is exactly its last successful read in the log.
+fn assert_last_used_is_the_log(store: &Store, what: &str) {
+    let mut last: BTreeMap<String, jiff::Timestamp> = BTreeMap::new();
+    for r in store.audit(&owner(), &AuditQuery::default()).unwrap() {
+        if !matches!(r.action, Action::Read | Action::Export) || r.outcome != Outcome::Ok {
+            continue;
+        }
+        let (Some(scope), Some(name)) = (&r.scope, &r.name) else {
+            continue;
+        };
+        let name = name.split('#').next().unwrap_or_default();
+        let t = last.entry(format!("{scope}/{name}")).or_insert(r.time);
+        *t = (*t).max(r.time);
+    }
+    for m in store.list(&owner(), &ListFilter::default()).unwrap() {
+        let key = format!("{}/{}", m.scope, m.name);
+        assert_eq!(
+            m.last_used,
+            last.get(&key).copied(),
+            "{what}: last_used of {key} is not its last read in the audit log"
+        );
+    }
 }
 
 /// Every value handed out has its audit record (a successful read of that version).
