@@ -29,7 +29,6 @@ mod apply;
 pub mod args;
 mod audit;
 pub mod backend;
-mod cert;
 mod check;
 mod daemon_ctl;
 mod dotenv;
@@ -43,6 +42,7 @@ mod mcp;
 mod output;
 mod principals;
 mod reference;
+mod refs;
 mod report;
 mod run;
 mod secrets;
@@ -113,7 +113,8 @@ fn dispatch(ctx: &Ctx, command: &Command) -> Result<ExitCode> {
         Command::Get(a) => secrets::get(ctx, a),
         Command::Ls(a) => secrets::ls(ctx, a),
         Command::Show(a) => secrets::show(ctx, a),
-        Command::Rm(a) => secrets::rm(ctx, a),
+        Command::Rm(a) => refs::rm(ctx, a),
+        Command::Refs(a) => refs::refs(ctx, a),
         Command::History(a) => secrets::history(ctx, a),
         Command::Rollback(a) => secrets::rollback(ctx, a),
         Command::Passwd(a) => keys::passwd(ctx, a),

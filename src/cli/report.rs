@@ -16,7 +16,7 @@ use super::output::{self, opt, opt_ts, ts};
 use super::reference::{Reference, reason};
 use crate::error::{Error, Result};
 use crate::ops::Api;
-use crate::types::ValueRef;
+use crate::ops::refs::{MAX_IDS, SecretId};
 use crate::types::{ListFilter, SecretMeta, SecretType};
 use crate::unlock::read_secret_file;
 
@@ -188,24 +188,28 @@ fn cert_policy(
     }
 }
 
-/// Reads the certificates' values (each read audited) and returns their expiry.
-fn cert_expiries(b: &Backend, certs: &[&SecretMeta]) -> Vec<Result<Timestamp>> {
-    let qs: Vec<ValueRef> = certs
+/// The certificates' expiry, parsed by the store (`POST /v1/certificates`): not a value
+/// read, so neither audited nor moving `last_used`, and open to members.
+fn cert_expiries(b: &Backend, certs: &[&SecretMeta]) -> Result<Vec<Result<Timestamp>>> {
+    let ids: Vec<SecretId> = certs
         .iter()
-        .map(|m| ValueRef {
+        .map(|m| SecretId {
             name: m.name.clone(),
             scope: Some(m.scope.clone()),
-            ..ValueRef::default()
         })
         .collect();
-    b.read_values(&qs)
-        .into_iter()
-        .map(|r| {
-            let v = r?;
-            crate::cli::cert::not_after(v.value.expose())
-                .map_err(|why| Error::invalid("certificate", why))
-        })
-        .collect()
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(MAX_IDS) {
+        let list = b.certificates(chunk.to_vec())?;
+        out.extend(list.into_iter().map(|c| match (c.not_after, c.error) {
+            (Some(t), _) => Ok(t),
+            (None, e) => Err(Error::invalid(
+                "certificate",
+                e.unwrap_or_else(|| "no expiry".into()),
+            )),
+        }));
+    }
+    Ok(out)
 }
 
 fn rotation(ctx: &Ctx, args: &RotationArgs) -> Result<()> {
@@ -216,7 +220,7 @@ fn rotation(ctx: &Ctx, args: &RotationArgs) -> Result<()> {
         .iter()
         .filter(|m| m.secret_type == SecretType::Certificate)
         .collect();
-    let mut expiries = cert_expiries(&b, &certs).into_iter();
+    let mut expiries = cert_expiries(&b, &certs)?.into_iter();
     let window = i64::from(args.days);
     let mut due = Vec::new();
     for m in &all {

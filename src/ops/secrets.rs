@@ -259,19 +259,27 @@ endpoint!(Delete, Delete "/v1/secrets/{name}" => Deleted, name);
 impl Operation for Delete {
     fn apply(self, cx: &Context<'_>) -> Result<Deleted> {
         let force = self.force.unwrap_or(false);
-        let unbound = super::upstream::unbind(cx, &self.name, self.scope.as_ref())?;
-        match cx
+        // A remote secret's binding goes with it, but only once the delete is allowed (not
+        // refused for its references); one never fetched has a binding and no local record.
+        let bound = cx
+            .store
+            .binding(&self.scope.clone().unwrap_or_default(), &self.name)?
+            .is_some();
+        let broken = match cx
             .store
             .delete(cx.actor, &self.name, self.scope.as_ref(), force)
         {
-            Err(Error::NotFound { .. }) if unbound => {}
+            Err(Error::NotFound { .. }) if bound => Vec::new(),
             other => other?,
+        };
+        if bound {
+            super::upstream::unbind(cx, &self.name, self.scope.as_ref())?;
         }
         let deleted = match self.scope {
             Some(s) => format!("{s}/{}", self.name),
             None => self.name,
         };
-        Ok(Deleted { deleted })
+        Ok(Deleted { deleted, broken })
     }
 }
 

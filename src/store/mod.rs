@@ -17,6 +17,7 @@
 //! in the clear, and a lookup is one point get.
 
 mod audit;
+mod check;
 mod db;
 mod keys;
 mod keyslots;
@@ -26,6 +27,7 @@ mod peers;
 mod principals;
 mod read;
 mod records;
+mod refs;
 mod secrets;
 mod upstream;
 

@@ -7,13 +7,14 @@ use redb::{ReadableTable, ReadableTableMetadata};
 
 use super::audit;
 use super::records::{SecretRec, ValueRec, VersionRec, now_us, value_key};
+use super::refs::Fingerprints;
 use super::{SECRETS, Store, VALUES};
 use crate::error::{Error, Result};
 use crate::format::TableId;
 use crate::policy::{Decision, Op, decide};
 use crate::types::{
-    Action, Actor, AuditEntry, CheckResult, ListFilter, Outcome, Scope, SecretBytes, SecretMeta,
-    SetRequest, VersionInfo, validate_name,
+    Action, Actor, AuditEntry, ListFilter, Outcome, Scope, SecretBytes, SecretMeta, SetRequest,
+    VersionInfo, validate_name,
 };
 
 /// The default number of versions kept.
@@ -97,7 +98,7 @@ impl Store {
     }
 
     /// Resolves and authorizes a metadata read; denials are audited.
-    fn find_meta(
+    pub(super) fn find_meta(
         &self,
         actor: &Actor,
         name: &str,
@@ -134,8 +135,11 @@ impl Store {
     /// # Errors
     /// `NotFound`, `PermissionDenied`, `Ambiguous`, `InvalidArgument` for a bad name.
     pub fn show(&self, actor: &Actor, name: &str, scope: Option<&Scope>) -> Result<SecretMeta> {
-        self.find_meta(actor, name, scope, Action::List)
-            .map(|(_, r)| r.to_meta())
+        let (h, rec) = self.find_meta(actor, name, scope, Action::List)?;
+        let mut meta = rec.to_meta();
+        let txn = self.db.begin_read()?;
+        meta.fingerprint = Fingerprints::open(&txn)?.hex(self, &h)?;
+        Ok(meta)
     }
 
     /// The kept versions of a secret, oldest first.
@@ -161,6 +165,7 @@ impl Store {
         let now = crate::sys::now();
         let txn = self.db.begin_read()?;
         let table = txn.open_table(SECRETS)?;
+        let fps = Fingerprints::open(&txn)?;
         let mut out = Vec::new();
         for row in table.iter()? {
             let (k, v) = row?;
@@ -184,7 +189,9 @@ impl Store {
                 )
                 .is_allow();
             if keep {
-                out.push(rec.to_meta());
+                let mut meta = rec.to_meta();
+                meta.fingerprint = fps.hex(self, k.value())?;
+                out.push(meta);
             }
         }
         out.sort_by(|a, b| (&a.scope, &a.name).cmp(&(&b.scope, &b.name)));
@@ -264,6 +271,7 @@ impl Store {
                 };
                 let (rec, new_value) = apply_set(existing, &name, req, &actor.principal, now)?;
                 if let Some(val) = new_value {
+                    self.put_fingerprint(&txn, &h, val.value.expose())?;
                     let vk = value_key(&h, rec.version);
                     values.insert(&vk, self.seal_row(TableId::Values, &vk, &val)?.as_slice())?;
                 }
@@ -300,8 +308,9 @@ impl Store {
         Ok(metas)
     }
 
-    /// Deletes a secret and all its versions. Refused with `Conflict` listing the grants that
-    /// name it, unless `force`.
+    /// Deletes a secret and all its versions. Refused with `Conflict` listing every reference
+    /// (grants, globs that match, recorded files, remote bindings) and the principals that read
+    /// it in the last 30 days, unless `force`; forced, returns the references it broke.
     ///
     /// # Errors
     /// `NotFound`, `Conflict`, `PermissionDenied`.
@@ -311,7 +320,7 @@ impl Store {
         name: &str,
         scope: Option<&Scope>,
         force: bool,
-    ) -> Result<()> {
+    ) -> Result<Vec<String>> {
         let (h, rec) = self.find_meta(actor, name, scope, Action::Delete)?;
         if let Err(e) = self.allow(actor, Op::Write, &rec.scope, name) {
             self.record(
@@ -320,10 +329,28 @@ impl Store {
             )?;
             return Err(e);
         }
-        let refs = self.references(&rec.scope, name);
+        let refs: Vec<String> = self
+            .all_references(&h, &rec.scope, name)?
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         if !refs.is_empty() && !force {
+            let readers = self.recent_readers(&rec.scope, name)?;
+            let mut reason = format!(
+                "{}/{name} is referenced by {} ({})",
+                rec.scope,
+                refs.len(),
+                refs.join("; ")
+            );
+            if !readers.is_empty() {
+                let who: Vec<String> = readers
+                    .iter()
+                    .map(|r| format!("{} ({} reads)", r.principal, r.reads))
+                    .collect();
+                reason.push_str(&format!("; read in the last 30 days by {}", who.join(", ")));
+            }
             return Err(Error::Conflict {
-                reason: format!("{}/{name} is referenced by {}", rec.scope, refs.join(", ")),
+                reason,
                 references: refs,
             });
         }
@@ -335,6 +362,7 @@ impl Store {
                 values.remove(&value_key(&h, v.version))?;
             }
         }
+        self.forget_secret(&txn, &h)?;
         audit::append(
             self,
             &txn,
@@ -345,7 +373,7 @@ impl Store {
             )],
         )?;
         self.db.commit(txn)?;
-        Ok(())
+        Ok(refs)
     }
 
     /// Re-publishes version `to` as a new version.
@@ -397,6 +425,7 @@ impl Store {
             });
             let nk = value_key(&h, rec.version);
             values.insert(&nk, self.seal_row(TableId::Values, &nk, &val)?.as_slice())?;
+            self.put_fingerprint(&txn, &h, val.value.expose())?;
             for gone in pruned_versions(&rec) {
                 values.remove(&value_key(&h, gone))?;
             }
@@ -421,42 +450,6 @@ impl Store {
         )?;
         self.db.commit(txn)?;
         Ok(meta.to_meta())
-    }
-
-    /// Which of `names` exist (resolved as a read would) and may be seen by the actor.
-    /// `NAME#field` checks the field too.
-    ///
-    /// # Errors
-    /// `InvalidArgument` for a bad name.
-    pub fn check(&self, actor: &Actor, names: &[String]) -> Result<CheckResult> {
-        let mut out = CheckResult::default();
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(SECRETS)?;
-        for full in names {
-            let (name, field) = match full.split_once('#') {
-                Some((n, f)) => (n, Some(f)),
-                None => (full.as_str(), None),
-            };
-            // A name that is not a valid name is a mistake in the request, not a missing secret.
-            crate::types::validate_name(name)?;
-            let present = match self.resolve_in(&table, actor, name, None)? {
-                Some((_, rec)) => {
-                    self.allow(actor, Op::ReadMeta, &rec.scope, name).is_ok()
-                        && field.is_none_or(|f| {
-                            rec.versions.iter().any(|v| {
-                                v.version == rec.version && v.fields.iter().any(|x| x == f)
-                            })
-                        })
-                }
-                None => false,
-            };
-            if present {
-                out.present.push(full.clone());
-            } else {
-                out.missing.push(full.clone());
-            }
-        }
-        Ok(out)
     }
 }
 

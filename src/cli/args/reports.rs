@@ -44,8 +44,11 @@ pub const APPLY_LONG_HELP: &str = "\
     \x20   [[team]]\n\
     \x20   name = \"ci\"\n\
     \x20   members = [\"deploy-bot\"]\n\n\
-    A value is written only when the secret does not exist yet (its source is read only \
-    then); to change a value later use `tresor set`. Keys a secret leaves out are left as \
+    A value is written when the secret does not exist yet, and again when an `env:` or \
+    `file:` source yields a value that differs from the stored one (compared by keyed \
+    fingerprint, never by reading the stored value): the plan shows `~ value` and applying \
+    writes a new version. --no-rotate keeps existing values as they are. A `prompt` value \
+    is asked for only on creation, and needs a terminal. Keys a secret leaves out are left as \
     they are. A principal's grants and a team's members are made exactly those listed. \
     Tokens are not issued by apply (`principal add --token` does that once); a principal \
     whose role, uid or gid changes is re-added, which drops a token it had (the plan says \
@@ -93,4 +96,7 @@ pub struct ApplyArgs {
     /// Delete secrets, principals and teams the manifest does not list (never your own)
     #[arg(long)]
     pub prune: bool,
+    /// Never write a new value for an existing secret, even when its source's value differs
+    #[arg(long)]
+    pub no_rotate: bool,
 }

@@ -1,0 +1,94 @@
+//! `check`: which names exist and may be seen, without reading a value or moving `last_used`.
+
+use super::{SECRETS, Store};
+use crate::error::Result;
+use crate::policy::{Op, pattern_matches};
+use crate::types::{Actor, CheckResult, PrincipalKind};
+
+impl Store {
+    /// Which of `names` exist (resolved as a read would) and may be seen by the actor.
+    /// `NAME#field` checks the field too. Nothing is read and nothing is recorded.
+    ///
+    /// For an agent, a name its grants do not cover is `not_granted` whether or not it exists,
+    /// so that the answer depends only on the agent's own grants and says nothing about
+    /// secrets beyond them; `missing` then means "granted, but not there". Owners and members
+    /// see `present` or `missing` (a secret in a team scope a member is not in is `missing`).
+    ///
+    /// # Errors
+    /// `InvalidArgument` for a bad name.
+    pub fn check(&self, actor: &Actor, names: &[String]) -> Result<CheckResult> {
+        let (who, _) = self.principal_for(actor)?;
+        let now = crate::sys::now();
+        let agent = who.kind == PrincipalKind::Agent;
+        let granted = |name: &str| {
+            who.grants
+                .iter()
+                .any(|g| pattern_matches(&g.pattern, name) && g.expires.is_none_or(|e| e > now))
+        };
+        let mut out = CheckResult::default();
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(SECRETS)?;
+        for full in names {
+            let (name, field) = match full.split_once('#') {
+                Some((n, f)) => (n, Some(f)),
+                None => (full.as_str(), None),
+            };
+            // A name that is not a valid name is a mistake in the request, not a missing secret.
+            crate::types::validate_name(name)?;
+            let found = self.resolve_in(&table, actor, name, None)?;
+            let visible = found
+                .as_ref()
+                .filter(|(_, rec)| self.allow(actor, Op::ReadMeta, &rec.scope, name).is_ok());
+            let present = visible.is_some_and(|(_, rec)| {
+                field.is_none_or(|f| {
+                    rec.versions
+                        .iter()
+                        .any(|v| v.version == rec.version && v.fields.iter().any(|x| x == f))
+                })
+            });
+            if present {
+                out.present.push(full.clone());
+            } else if agent && (visible.is_none() && (found.is_some() || !granted(name))) {
+                out.not_granted.push(full.clone());
+            } else {
+                out.missing.push(full.clone());
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Store {
+    /// Runs `f` on the current value of a `certificate` secret, for those who may see its
+    /// metadata: a certificate's validity is public, and `report rotation` needs its expiry.
+    /// Nothing is recorded and `last_used` does not move, because no value leaves the store:
+    /// `f` is crate code that returns only what the certificate states (its `notAfter`).
+    ///
+    /// # Errors
+    /// `NotFound`, `PermissionDenied` (audited), `Ambiguous`; `InvalidArgument` for a secret
+    /// of another type.
+    pub(crate) fn with_certificate<R>(
+        &self,
+        actor: &Actor,
+        name: &str,
+        scope: Option<&crate::types::Scope>,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R> {
+        use super::records::{ValueRec, value_key};
+        let (h, rec) = self.find_meta(actor, name, scope, crate::types::Action::List)?;
+        if rec.stype != crate::types::SecretType::Certificate {
+            return Err(crate::error::Error::invalid(
+                "type",
+                format!("{}/{name} is not a certificate", rec.scope),
+            ));
+        }
+        let txn = self.db.begin_read()?;
+        let values = txn.open_table(super::VALUES)?;
+        let k = value_key(&h, rec.version);
+        let raw = values.get(&k)?.ok_or_else(|| {
+            crate::error::Error::integrity("values", crate::format::record_label(&k))
+        })?;
+        let val: ValueRec = self.open_row(crate::format::TableId::Values, &k, raw.value())?;
+        Ok(f(val.value.expose()))
+    }
+}
