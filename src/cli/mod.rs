@@ -36,6 +36,7 @@ mod export;
 mod files;
 mod import;
 mod inject;
+mod integrations;
 mod keys;
 mod mask;
 mod mcp;
@@ -44,6 +45,7 @@ mod principals;
 mod reference;
 mod refs;
 mod report;
+mod report_more;
 mod run;
 mod secrets;
 mod upstream;
@@ -62,7 +64,7 @@ pub(crate) mod parsers {
     pub(crate) use super::check::parse_requirements as requirements;
     pub(crate) use super::dotenv::{parse as dotenv, valid_key};
     pub(crate) use super::inject::parse as template;
-    pub(crate) use super::report::parse_integrations as integrations;
+    pub(crate) use super::integrations::parse_integrations as integrations;
 }
 use args::{Command, GlobalArgs};
 use backend::Backend;

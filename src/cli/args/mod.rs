@@ -9,7 +9,7 @@ mod reports;
 mod tools;
 pub mod upstream;
 
-pub use reports::{ApplyArgs, IntegrationsArgs, ReportCommand, RotationArgs};
+pub use reports::{ApplyArgs, IntegrationsArgs, ReportCommand, RotationArgs, UnusedArgs};
 pub use tools::{
     CheckArgs, ExportArgs, ExportFormat, ImportArgs, ImportFormat, InjectArgs, RunArgs,
 };
@@ -81,7 +81,7 @@ pub enum Command {
     Ls(LsArgs),
     /// Show a secret's metadata and versions (never its value)
     Show(NameArgs),
-    /// Delete a secret and all its versions (refused while references exist, unless --force)
+    /// Delete a secret and all its versions (refused while referenced, unless --force)
     #[command(
         long_about = "Delete a secret and all its versions. Refused (exit 7) while anything \
                       refers to it: grants (exact or a glob that matches), apply manifests, \
