@@ -73,6 +73,7 @@ fn kinds(v: &Value) -> Vec<(String, String)> {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one scenario, told in order
 fn glob_grants_env_files_templates_and_manifests_block_rm_until_forced() {
     let env = Env::new();
     env.set("api-key", b"k-value-1", &[]);
@@ -221,6 +222,9 @@ fn apply_manifests_are_references_in_direct_mode_too() {
         kinds(&v),
         [("manifest".to_owned(), abs.display().to_string())]
     );
+    // A rekey re-seals the references under the new key: they survive it.
+    let r = env.run(&["rekey"], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
     let r = env.run(&["rm", "svc-token"], None);
     assert_eq!(r.code, 7, "{}", r.stderr);
     assert!(r.stderr.contains("manifest"), "{}", r.stderr);

@@ -237,6 +237,14 @@ fn duplicates_are_found_by_fingerprint_without_values() {
     let fa = show("a", "org")["fingerprint"].as_str().unwrap().to_owned();
     assert_eq!(show("b", "team:ops")["fingerprint"], fa.as_str());
     assert_ne!(show("c", "org")["fingerprint"], fa.as_str());
+    // A rekey makes new fingerprints (a new key), and still finds the pair.
+    drop(d);
+    let r = env.run(&["rekey"], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let d = start(&env, true);
+    let v = json(&via(&env, &d, &["--json", "report", "duplicates"], None));
+    assert_eq!(v[0]["secrets"], serde_json::json!(["org/a", "team:ops/b"]));
+    assert_ne!(v[0]["fingerprint"], fa.as_str());
     // A new value leaves the group.
     let r = via(&env, &d, &["set", "a"], Some(b"fresh-value-789"));
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -247,18 +255,22 @@ fn duplicates_are_found_by_fingerprint_without_values() {
 #[test]
 fn apply_rotates_a_changed_value_unless_told_not_to() {
     let env = Env::new();
-    let m = env.path("tresor.toml");
-    std::fs::write(&m, "[[secret]]\nname = \"svc\"\nvalue = \"env:SVC\"\n").unwrap();
+    let manifest = env.path("tresor.toml");
+    std::fs::write(
+        &manifest,
+        "[[secret]]\nname = \"svc\"\nvalue = \"env:SVC\"\n",
+    )
+    .unwrap();
     let apply = |value: &str, extra: &[&str]| {
-        let mut c = env.cmd();
-        c.env("SVC", value)
+        let mut cmd = env.cmd();
+        cmd.env("SVC", value)
             .arg("--store")
             .arg(&env.store)
             .arg("--passphrase-file")
             .arg(&env.pass)
-            .args(["apply", "-f", m.to_str().unwrap()])
+            .args(["apply", "-f", manifest.to_str().unwrap()])
             .args(extra);
-        env.finish(c, None)
+        env.finish(cmd, None)
     };
     assert_eq!(apply("v-one", &[]).code, 0);
     // Same value: nothing to do.
@@ -279,13 +291,13 @@ fn apply_rotates_a_changed_value_unless_told_not_to() {
     assert_eq!(env.run(&["get", "svc"], None).stdout, b"v-one");
     // Applied through the daemon: a new version.
     let d = start(&env, true);
-    let mut c = env.cmd();
-    c.env("TRESOR_SOCKET", &d.socket)
+    let mut cmd = env.cmd();
+    cmd.env("TRESOR_SOCKET", &d.socket)
         .env("SVC", "v-two")
         .arg("--store")
         .arg(&env.store)
-        .args(["apply", "-f", m.to_str().unwrap()]);
-    let r = env.finish(c, None);
+        .args(["apply", "-f", manifest.to_str().unwrap()]);
+    let r = env.finish(cmd, None);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.out().contains("(~ value)"), "{}", r.out());
     let v = json(&via(&env, &d, &["--json", "show", "svc"], None));

@@ -114,7 +114,12 @@ fn resolve(ctx: &Ctx, pieces: &[Piece], template: Option<&std::path::Path>) -> R
             name: q.name.clone(),
             scope: q.scope.clone(),
         });
-        super::refs::record(&b, crate::types::RefKind::Template, path, ids.collect());
+        super::refs::record(
+            &b,
+            crate::types::RefKind::Template,
+            path,
+            &ids.collect::<Vec<_>>(),
+        );
     }
     Ok((values, secrets))
 }

@@ -107,7 +107,7 @@ pub(super) fn record(
     b: &super::backend::Backend,
     kind: crate::types::RefKind,
     path: &std::path::Path,
-    ids: Vec<crate::ops::refs::SecretId>,
+    ids: &[crate::ops::refs::SecretId],
 ) {
     if ids.is_empty() {
         return;

@@ -154,7 +154,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
                 name: s.name.clone(),
                 scope: s.scope.clone(),
             });
-            super::refs::record(&b, RefKind::EnvFile, path, ids.collect());
+            super::refs::record(&b, RefKind::EnvFile, path, &ids.collect::<Vec<_>>());
         }
         secrets
     };

@@ -267,7 +267,7 @@ impl Operation for Delete {
             .is_some();
         let broken = match cx
             .store
-            .delete(cx.actor, &self.name, self.scope.as_ref(), force)
+            .delete_forced(cx.actor, &self.name, self.scope.as_ref(), force)
         {
             Err(Error::NotFound { .. }) if bound => Vec::new(),
             other => other?,

@@ -67,6 +67,7 @@ impl Store {
     /// # Errors
     /// `NotFound`, `PermissionDenied` (audited), `Ambiguous`; `InvalidArgument` for a secret
     /// of another type.
+    #[cfg_attr(not(feature = "protocol"), allow(dead_code))]
     pub(crate) fn with_certificate<R>(
         &self,
         actor: &Actor,

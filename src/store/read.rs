@@ -147,7 +147,7 @@ impl Store {
                         let name = audit_name(&req.name, req.field.as_deref());
                         entries.push(
                             AuditEntry::new(&req.actor, action, audit_outcome(e)).secret(
-                                &scope,
+                                scope,
                                 &name,
                                 req.version,
                             ),

@@ -115,7 +115,7 @@ impl Store {
     }
 
     /// Removes (in `txn`) what this module holds about a deleted secret.
-    pub(super) fn forget_secret(&self, txn: &WriteTransaction, h: &[u8; 32]) -> Result<()> {
+    pub(super) fn forget_secret(txn: &WriteTransaction, h: &[u8; 32]) -> Result<()> {
         txn.open_table(FINGERPRINTS)?.remove(h)?;
         txn.open_table(REFS)?.remove(h)?;
         Ok(())

@@ -310,11 +310,25 @@ impl Store {
 
     /// Deletes a secret and all its versions. Refused with `Conflict` listing every reference
     /// (grants, globs that match, recorded files, remote bindings) and the principals that read
-    /// it in the last 30 days, unless `force`; forced, returns the references it broke.
+    /// it in the last 30 days, unless `force`.
     ///
     /// # Errors
     /// `NotFound`, `Conflict`, `PermissionDenied`.
     pub fn delete(
+        &self,
+        actor: &Actor,
+        name: &str,
+        scope: Option<&Scope>,
+        force: bool,
+    ) -> Result<()> {
+        self.delete_forced(actor, name, scope, force).map(drop)
+    }
+
+    /// As [`Store::delete`], returning the references a forced delete broke (one line each).
+    ///
+    /// # Errors
+    /// As [`Store::delete`].
+    pub fn delete_forced(
         &self,
         actor: &Actor,
         name: &str,
@@ -347,7 +361,7 @@ impl Store {
                     .iter()
                     .map(|r| format!("{} ({} reads)", r.principal, r.reads))
                     .collect();
-                reason.push_str(&format!("; read in the last 30 days by {}", who.join(", ")));
+                reason = format!("{reason}; read in the last 30 days by {}", who.join(", "));
             }
             return Err(Error::Conflict {
                 reason,
@@ -362,7 +376,7 @@ impl Store {
                 values.remove(&value_key(&h, v.version))?;
             }
         }
-        self.forget_secret(&txn, &h)?;
+        Self::forget_secret(&txn, &h)?;
         audit::append(
             self,
             &txn,

@@ -59,7 +59,7 @@ pub fn apply(ctx: &Ctx, args: &ApplyArgs) -> Result<()> {
         name: w.name.clone(),
         scope: Some(w.scope.clone()),
     });
-    super::refs::record(&b, RefKind::Manifest, &args.file, ids.collect());
+    super::refs::record(&b, RefKind::Manifest, &args.file, &ids.collect::<Vec<_>>());
     eprintln!("applied {changed} change(s)");
     Ok(())
 }
