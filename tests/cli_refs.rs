@@ -150,7 +150,7 @@ fn glob_grants_env_files_templates_and_manifests_block_rm_until_forced() {
     assert!(r.stderr.contains("env file  [DIR]"), "{}", r.stderr);
     assert!(r.stderr.contains("app.env"), "{}", r.stderr);
     assert!(
-        r.stderr.contains("1 reads in the last 30 days"),
+        r.stderr.contains("reader    1 read in the last 30 days"),
         "{}",
         r.stderr
     );

@@ -26,9 +26,10 @@ fn table(r: &References) -> comfy_table::Table {
         ]);
     }
     for rd in &r.readers {
+        let times = if rd.reads == 1 { "read" } else { "reads" };
         t.add_row(vec![
-            "read".to_owned(),
-            format!("{} reads in the last 30 days", rd.reads),
+            "reader".to_owned(),
+            format!("{} {times} in the last 30 days", rd.reads),
             rd.principal.clone(),
             ts(rd.last),
         ]);
