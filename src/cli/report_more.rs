@@ -121,7 +121,7 @@ struct DuplicateGroup {
 
 /// `report duplicates`: secrets that share a value, found by keyed fingerprint (SPEC §1).
 pub fn duplicates(ctx: &Ctx) -> Result<()> {
-    let all = ctx.backend()?.list(&ListFilter::default())?;
+    let all = ctx.backend()?.list_fingerprinted(&ListFilter::default())?;
     let mut by: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for m in &all {
         if let Some(fp) = &m.fingerprint {

@@ -158,6 +158,16 @@ pub trait Api {
         Ok(self.call(List::from(filter))?.secrets)
     }
 
+    /// As [`Api::list`], each row with its value's keyed fingerprint (`report duplicates`).
+    ///
+    /// # Errors
+    /// As the operation.
+    fn list_fingerprinted(&self, filter: &ListFilter) -> Result<Vec<SecretMeta>> {
+        let mut op = List::from(filter);
+        op.fingerprints = Some(true);
+        Ok(self.call(op)?.secrets)
+    }
+
     /// Metadata and kept versions of one secret.
     ///
     /// # Errors

@@ -41,6 +41,9 @@ pub struct List {
     /// Names containing this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub q: Option<String>,
+    /// Include each value's keyed fingerprint (costs one more record per secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprints: Option<bool>,
 }
 endpoint!(List, Get "/v1/secrets" => SecretList);
 
@@ -51,6 +54,7 @@ impl From<&ListFilter> for List {
             secret_type: f.secret_type,
             integration: f.integration.clone(),
             q: f.query.clone(),
+            fingerprints: None,
         }
     }
 }
@@ -63,8 +67,9 @@ impl Operation for List {
             integration: self.integration,
             query: self.q,
         };
+        let fingerprints = self.fingerprints.unwrap_or(false);
         Ok(SecretList {
-            secrets: cx.store.list(cx.actor, &filter)?,
+            secrets: cx.store.list_as(cx.actor, &filter, fingerprints)?,
         })
     }
 }

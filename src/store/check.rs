@@ -1,7 +1,8 @@
 //! `check`: which names exist and may be seen, without reading a value or moving `last_used`.
 
+use super::secrets::MAX_MAX_VERSIONS;
 use super::{SECRETS, Store};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::policy::{Op, pattern_matches};
 use crate::types::{Actor, CheckResult, PrincipalKind};
 
@@ -92,4 +93,50 @@ impl Store {
         let val: ValueRec = self.open_row(crate::format::TableId::Values, &k, raw.value())?;
         Ok(f(val.value.expose()))
     }
+}
+
+/// Checks a write's parts that the store bounds: versions kept, field and label names, and an
+/// empty value (refused unless `allow_empty`).
+pub(super) fn validate_request(req: &crate::types::SetRequest) -> Result<()> {
+    if let Some(v) = req.max_versions
+        && !(1..=MAX_MAX_VERSIONS).contains(&v)
+    {
+        return Err(Error::invalid(
+            "max_versions",
+            format!("{v} is outside 1..={MAX_MAX_VERSIONS}"),
+        ));
+    }
+    for k in req.fields.keys() {
+        if k.is_empty()
+            || k.len() > 64
+            || !k
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            return Err(Error::invalid(
+                "fields",
+                format!("field name {k:?} must be 1-64 of A-Z a-z 0-9 _ - ."),
+            ));
+        }
+    }
+    for k in req.meta.keys() {
+        if k.is_empty() || k.chars().count() > 64 {
+            return Err(Error::invalid(
+                "meta",
+                format!("label key {k:?} must have 1 to 64 characters"),
+            ));
+        }
+    }
+    let empty = req
+        .value
+        .as_ref()
+        .is_some_and(crate::types::SecretBytes::is_empty)
+        && req.fields.is_empty();
+    if empty && !req.allow_empty {
+        return Err(Error::invalid(
+            "value",
+            "the value is empty and there are no fields; pass --allow-empty to store an empty value",
+        ));
+    }
+    Ok(())
 }

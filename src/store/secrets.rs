@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 use crate::format::TableId;
 use crate::policy::{Decision, Op, decide};
 use crate::types::{
-    Action, Actor, AuditEntry, ListFilter, Outcome, Scope, SecretBytes, SecretMeta, SetRequest,
-    VersionInfo, validate_name,
+    Action, Actor, AuditEntry, ListFilter, Outcome, Scope, SecretMeta, SetRequest, VersionInfo,
+    validate_name,
 };
 
 /// The default number of versions kept.
@@ -161,6 +161,20 @@ impl Store {
     /// # Errors
     /// `Integrity` when a record fails to open.
     pub fn list(&self, actor: &Actor, filter: &ListFilter) -> Result<Vec<SecretMeta>> {
+        self.list_as(actor, filter, false)
+    }
+
+    /// As [`Store::list`]; with `fingerprints`, each row carries its value's fingerprint (one
+    /// more sealed row opened per secret, so only `report duplicates` asks for it).
+    ///
+    /// # Errors
+    /// As [`Store::list`].
+    pub fn list_as(
+        &self,
+        actor: &Actor,
+        filter: &ListFilter,
+        fingerprints: bool,
+    ) -> Result<Vec<SecretMeta>> {
         let (who, teams) = self.principal_for(actor)?;
         let now = crate::sys::now();
         let txn = self.db.begin_read()?;
@@ -190,7 +204,9 @@ impl Store {
                 .is_allow();
             if keep {
                 let mut meta = rec.to_meta();
-                meta.fingerprint = fps.hex(self, k.value())?;
+                if fingerprints {
+                    meta.fingerprint = fps.hex(self, k.value())?;
+                }
                 out.push(meta);
             }
         }
@@ -238,7 +254,7 @@ impl Store {
     ) -> Result<Vec<SecretMeta>> {
         for (name, req) in &items {
             validate_name(name)?;
-            validate_request(req)?;
+            super::check::validate_request(req)?;
             if let Err(e) = self.allow(actor, Op::Write, &req.scope, name) {
                 self.record(
                     &AuditEntry::new(actor, action, Outcome::Denied).secret(&req.scope, name, None),
@@ -465,46 +481,6 @@ impl Store {
         self.db.commit(txn)?;
         Ok(meta.to_meta())
     }
-}
-
-fn validate_request(req: &SetRequest) -> Result<()> {
-    if let Some(v) = req.max_versions
-        && !(1..=MAX_MAX_VERSIONS).contains(&v)
-    {
-        return Err(Error::invalid(
-            "max_versions",
-            format!("{v} is outside 1..={MAX_MAX_VERSIONS}"),
-        ));
-    }
-    for k in req.fields.keys() {
-        if k.is_empty()
-            || k.len() > 64
-            || !k
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        {
-            return Err(Error::invalid(
-                "fields",
-                format!("field name {k:?} must be 1-64 of A-Z a-z 0-9 _ - ."),
-            ));
-        }
-    }
-    for k in req.meta.keys() {
-        if k.is_empty() || k.chars().count() > 64 {
-            return Err(Error::invalid(
-                "meta",
-                format!("label key {k:?} must have 1 to 64 characters"),
-            ));
-        }
-    }
-    let empty = req.value.as_ref().is_some_and(SecretBytes::is_empty) && req.fields.is_empty();
-    if empty && !req.allow_empty {
-        return Err(Error::invalid(
-            "value",
-            "the value is empty and there are no fields; pass --allow-empty to store an empty value",
-        ));
-    }
-    Ok(())
 }
 
 fn pruned_versions(rec: &SecretRec) -> Vec<u64> {
