@@ -41,10 +41,15 @@ fn as_token(env: &Env, d: &Daemon, token: &str, args: &[&str]) -> cli_support::R
 
 /// One HTTP/1.1 request over the daemon's socket; the status and the body.
 fn http(d: &Daemon, method: &str, path: &str, body: &str) -> (u16, Value) {
+    http_as(d, None, method, path, body)
+}
+
+fn http_as(d: &Daemon, token: Option<&str>, method: &str, path: &str, body: &str) -> (u16, Value) {
     let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+    let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: tresord\r\nConnection: close\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: tresord\r\nConnection: close\r\n{auth}\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
@@ -296,4 +301,59 @@ fn a_grant_matching_nothing_warns() {
         r#"{"op":"grant","pattern":"slack-bot-token"}"#,
     );
     assert!(body.get("warnings").is_none(), "{body}");
+}
+
+#[test]
+fn compare_and_record_over_the_api_are_guarded() {
+    let env = Env::new();
+    env.set("api-key", b"k-value-1", &[]);
+    let d = start(&env, true);
+    let token = agent(&env, &d, "bot");
+    assert_eq!(
+        via(&env, &d, &["principal", "grant", "bot", "api-key"], None).code,
+        0
+    );
+    let (status, v) = http(
+        &d,
+        "POST",
+        "/v1/secrets/api-key/compare",
+        r#"{"value":"k-value-1"}"#,
+    );
+    assert_eq!((status, &v["same"]), (200, &Value::Bool(true)), "{v}");
+    let (_, v) = http(
+        &d,
+        "POST",
+        "/v1/secrets/api-key/compare",
+        r#"{"value":"guess"}"#,
+    );
+    assert_eq!(v["same"], false);
+    // An agent may read the value but not write it: no comparison oracle, and the denial is
+    // audited.
+    let (status, v) = http_as(
+        &d,
+        Some(&token),
+        "POST",
+        "/v1/secrets/api-key/compare",
+        r#"{"value":"guess"}"#,
+    );
+    assert_eq!(status, 403, "{v}");
+    let r = via(&env, &d, &["--json", "audit", "--outcome", "denied"], None);
+    assert!(r.out().contains("api-key"), "{}", r.out());
+    // Grants are not recorded by clients; an agent records a file it resolved.
+    let (status, _) = http_as(
+        &d,
+        Some(&token),
+        "POST",
+        "/v1/references",
+        r#"{"kind":"grant","path":"/x","secrets":[{"name":"api-key"}]}"#,
+    );
+    assert_eq!(status, 400);
+    let body = r#"{"kind":"env_file","path":"/srv/app/.env","secrets":[{"name":"api-key"}]}"#;
+    let (status, v) = http_as(&d, Some(&token), "POST", "/v1/references", body);
+    assert_eq!((status, &v["recorded"]), (200, &Value::from(1)), "{v}");
+    // Seen again within the hour: not written again.
+    let (_, v) = http_as(&d, Some(&token), "POST", "/v1/references", body);
+    assert_eq!(v["recorded"], 0);
+    let v = json(&via(&env, &d, &["--json", "refs", "api-key"], None));
+    assert!(kinds(&v).contains(&("env_file".to_owned(), "/srv/app/.env".to_owned())));
 }
