@@ -123,7 +123,8 @@ impl Store {
 
     /// Whether `value` has the same fingerprint as the current value of `name` (those who may
     /// write it: `apply` compares a manifest's value without reading the stored one). Nothing
-    /// is recorded: no value leaves the store. `None` when the secret has no fingerprint.
+    /// is recorded: no value leaves the store. `None` when the current value is empty (a
+    /// secret of fields only).
     ///
     /// # Errors
     /// `NotFound`, `PermissionDenied` (audited), `Ambiguous`.
@@ -143,13 +144,33 @@ impl Store {
             return Err(e);
         }
         let txn = self.db.begin_read()?;
-        let Some(t) = open_optional(&txn, FINGERPRINTS)? else {
-            return Ok(None);
+        let stored = match open_optional(&txn, FINGERPRINTS)? {
+            Some(t) => match t.get(&h)? {
+                Some(raw) => {
+                    Some(self.open_row::<[u8; 32]>(TableId::Fingerprints, &h, raw.value())?)
+                }
+                None => None,
+            },
+            None => None,
         };
-        let Some(raw) = t.get(&h)? else {
-            return Ok(None);
+        // A value written before fingerprints existed has none: the writer asking could read
+        // it anyway, so it is fingerprinted here (nothing leaves the store but the answer).
+        let have = match stored {
+            Some(fp) => fp,
+            None => {
+                let k = super::records::value_key(&h, rec.version);
+                let values = txn.open_table(super::VALUES)?;
+                let Some(raw) = values.get(&k)? else {
+                    return Ok(None);
+                };
+                let val: super::records::ValueRec =
+                    self.open_row(TableId::Values, &k, raw.value())?;
+                if val.value.is_empty() {
+                    return Ok(None);
+                }
+                fingerprint(&self.keys, val.value.expose())
+            }
         };
-        let have: [u8; 32] = self.open_row(TableId::Fingerprints, &h, raw.value())?;
         let want = fingerprint(&self.keys, value);
         Ok(Some(bool::from(subtle::ConstantTimeEq::ct_eq(
             &have[..],

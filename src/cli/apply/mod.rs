@@ -67,9 +67,8 @@ pub fn apply(ctx: &Ctx, args: &ApplyArgs) -> Result<()> {
 /// The existing secrets whose manifest value (from `env:` or `file:`) differs from the stored
 /// one, compared by keyed fingerprint (the stored value is not read). A `prompt` value is
 /// asked for only when its secret is created, never to compare; a source that cannot be read
-/// now (an unset variable) leaves the value as it is, with a warning. A value without a
-/// fingerprint (written before fingerprints existed) counts as changed: writing it again
-/// costs one version and gives it a fingerprint.
+/// now (an unset variable) leaves the value as it is, with a warning. A secret of fields only
+/// (no value to compare) counts as changed.
 fn changed_values(
     b: &Backend,
     wants: &[WantSecret],
