@@ -155,21 +155,19 @@ impl Store {
         };
         // A value written before fingerprints existed has none: the writer asking could read
         // it anyway, so it is fingerprinted here (nothing leaves the store but the answer).
-        let have = match stored {
-            Some(fp) => fp,
-            None => {
-                let k = super::records::value_key(&h, rec.version);
-                let values = txn.open_table(super::VALUES)?;
-                let Some(raw) = values.get(&k)? else {
-                    return Ok(None);
-                };
-                let val: super::records::ValueRec =
-                    self.open_row(TableId::Values, &k, raw.value())?;
-                if val.value.is_empty() {
-                    return Ok(None);
-                }
-                fingerprint(&self.keys, val.value.expose())
+        let have = if let Some(fp) = stored {
+            fp
+        } else {
+            let k = super::records::value_key(&h, rec.version);
+            let values = txn.open_table(super::VALUES)?;
+            let Some(raw) = values.get(&k)? else {
+                return Ok(None);
+            };
+            let val: super::records::ValueRec = self.open_row(TableId::Values, &k, raw.value())?;
+            if val.value.is_empty() {
+                return Ok(None);
             }
+            fingerprint(&self.keys, val.value.expose())
         };
         let want = fingerprint(&self.keys, value);
         Ok(Some(bool::from(subtle::ConstantTimeEq::ct_eq(
