@@ -5,6 +5,7 @@
 //! a glob grant `api-*` did not block `rm api-key`, and a secret used only in an env file was
 //! deleted silently. A grant whose pattern matches nothing warns (a typo such as
 //! `slack-bot-tokn` succeeded silently).
+#![cfg(feature = "cli")]
 #![allow(clippy::unwrap_used)]
 
 mod cli_support;

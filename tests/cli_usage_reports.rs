@@ -3,6 +3,7 @@
 //! not move `last_used` nor add audit records: before, an owner's `report rotation` moved the
 //! certificates' `last_used` (it read their values) and a member's added one denied-read
 //! record per certificate.
+#![cfg(feature = "cli")]
 #![allow(clippy::unwrap_used)]
 
 mod cli_support;

@@ -4,6 +4,7 @@
 //! integrations` called an existing but ungranted secret "missing". For an agent, a name its
 //! grants do not cover is now "not granted" whether or not it exists, so the answer says
 //! nothing about secrets beyond its grants.
+#![cfg(feature = "cli")]
 #![allow(clippy::unwrap_used)]
 
 mod cli_support;
