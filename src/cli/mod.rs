@@ -30,6 +30,7 @@ pub mod args;
 mod audit;
 pub mod backend;
 mod check;
+mod credential;
 mod daemon_ctl;
 mod dotenv;
 mod export;

@@ -13,18 +13,13 @@ use crate::error::{Error, Result};
 use crate::format::TableId;
 use crate::policy::{Decision, Op, decide};
 use crate::types::{
-    Action, Actor, AuditEntry, ListFilter, Outcome, Scope, SecretMeta, SetRequest, VersionInfo,
-    validate_name,
+    Action, Actor, AuditEntry, Outcome, Scope, SecretMeta, SetRequest, VersionInfo, validate_name,
 };
 
 /// The default number of versions kept.
 pub const DEFAULT_MAX_VERSIONS: u32 = 10;
 /// The most versions a secret may keep.
 pub const MAX_MAX_VERSIONS: u32 = 1000;
-
-/// A secret found by name: its name hash, its opened record, and the sealed bytes it was
-/// opened from.
-pub(super) type Sealed = ([u8; 32], SecretRec, Vec<u8>);
 
 impl Store {
     /// The scopes a lookup of `name` without `--scope` tries, in order.
@@ -47,27 +42,13 @@ impl Store {
         name: &str,
         scope: Option<&Scope>,
     ) -> Result<Option<([u8; 32], SecretRec)>> {
-        Ok(self
-            .resolve_sealed(table, actor, name, scope)?
-            .map(|(h, rec, _)| (h, rec)))
-    }
-
-    /// As [`Store::resolve_in`], also returning the sealed bytes the record was opened from,
-    /// so that a later write can tell whether the record changed without opening it again.
-    pub(super) fn resolve_sealed(
-        &self,
-        table: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
-        actor: &Actor,
-        name: &str,
-        scope: Option<&Scope>,
-    ) -> Result<Option<Sealed>> {
         validate_name(name)?;
         let mut team_hits = Vec::new();
         for s in self.candidate_scopes(actor, scope) {
             let h = self.secret_hash(&s, name);
             if let Some(raw) = table.get(&h)? {
                 let rec: SecretRec = self.open_row(TableId::Secrets, &h, raw.value())?;
-                let hit = (h, rec, raw.value().to_vec());
+                let hit = (h, rec);
                 match s {
                     Scope::Team(_) if scope.is_none() => team_hits.push(hit),
                     _ if !team_hits.is_empty() => break,
@@ -80,10 +61,7 @@ impl Store {
             1 => Ok(team_hits.pop()),
             _ => Err(Error::Ambiguous {
                 name: name.to_owned(),
-                scopes: team_hits
-                    .iter()
-                    .map(|(_, r, _)| r.scope.to_string())
-                    .collect(),
+                scopes: team_hits.iter().map(|(_, r)| r.scope.to_string()).collect(),
             }),
         }
     }
@@ -136,7 +114,7 @@ impl Store {
     /// `NotFound`, `PermissionDenied`, `Ambiguous`, `InvalidArgument` for a bad name.
     pub fn show(&self, actor: &Actor, name: &str, scope: Option<&Scope>) -> Result<SecretMeta> {
         let (h, rec) = self.find_meta(actor, name, scope, Action::List)?;
-        let mut meta = rec.to_meta();
+        let mut meta = self.meta_of(&h, &rec);
         let txn = self.db.begin_read()?;
         meta.fingerprint = Fingerprints::open(&txn)?.hex(self, &h)?;
         Ok(meta)
@@ -153,65 +131,6 @@ impl Store {
         scope: Option<&Scope>,
     ) -> Result<Vec<VersionInfo>> {
         self.show(actor, name, scope).map(|m| m.versions)
-    }
-
-    /// Metadata of every secret the actor may see, sorted by scope and name. Decrypts metadata
-    /// only, never a value.
-    ///
-    /// # Errors
-    /// `Integrity` when a record fails to open.
-    pub fn list(&self, actor: &Actor, filter: &ListFilter) -> Result<Vec<SecretMeta>> {
-        self.list_as(actor, filter, false)
-    }
-
-    /// As [`Store::list`]; with `fingerprints`, each row carries its value's fingerprint (one
-    /// more sealed row opened per secret, so only `report duplicates` asks for it).
-    ///
-    /// # Errors
-    /// As [`Store::list`].
-    pub fn list_as(
-        &self,
-        actor: &Actor,
-        filter: &ListFilter,
-        fingerprints: bool,
-    ) -> Result<Vec<SecretMeta>> {
-        let (who, teams) = self.principal_for(actor)?;
-        let now = crate::sys::now();
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(SECRETS)?;
-        let fps = Fingerprints::open(&txn)?;
-        let mut out = Vec::new();
-        for row in table.iter()? {
-            let (k, v) = row?;
-            let rec: SecretRec = self.open_row(TableId::Secrets, k.value(), v.value())?;
-            let keep = filter.scope.as_ref().is_none_or(|s| *s == rec.scope)
-                && filter.secret_type.is_none_or(|t| t == rec.stype)
-                && filter
-                    .integration
-                    .as_ref()
-                    .is_none_or(|i| rec.integration.as_ref() == Some(i))
-                && filter
-                    .query
-                    .as_ref()
-                    .is_none_or(|q| rec.name.contains(q.as_str()))
-                && decide(
-                    &who,
-                    &teams,
-                    Op::ReadMeta,
-                    Some((&rec.scope, &rec.name)),
-                    now,
-                )
-                .is_allow();
-            if keep {
-                let mut meta = rec.to_meta();
-                if fingerprints {
-                    meta.fingerprint = fps.hex(self, k.value())?;
-                }
-                out.push(meta);
-            }
-        }
-        out.sort_by(|a, b| (&a.scope, &a.name).cmp(&(&b.scope, &b.name)));
-        Ok(out)
     }
 
     /// Number of secrets (all scopes).
@@ -311,7 +230,7 @@ impl Store {
                     ),
                 ));
                 if want_meta {
-                    metas.push((i, rec.to_meta()));
+                    metas.push((i, self.meta_of(&h, &rec)));
                 }
             }
         }
@@ -479,7 +398,7 @@ impl Store {
             ],
         )?;
         self.db.commit(txn)?;
-        Ok(meta.to_meta())
+        Ok(self.meta_of(&h, &meta))
     }
 }
 
