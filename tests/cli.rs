@@ -401,7 +401,7 @@ fn principals_grants_and_teams_in_direct_mode() {
     let r = env.run(&["rm", "deploy-key"], None);
     assert_eq!(r.code, 7);
     assert!(
-        r.stderr.contains("grant deploy-bot deploy-key"),
+        r.stderr.contains("grant  deploy-bot deploy-key"),
         "{}",
         r.stderr
     );

@@ -183,6 +183,43 @@ fn golden_v1_contents() {
     assert!(!reads.is_empty());
 }
 
+/// A store written before fingerprints (issue 11) has none: `show` and `report duplicates`
+/// say nothing for its values until they change, and `apply`'s comparison still answers (the
+/// store fingerprints the current value on the spot), so applying an unchanged manifest does
+/// not write a spurious version.
+#[test]
+fn golden_v1_values_have_no_fingerprint_until_they_change() {
+    let (_d, path) = copy();
+    let store = Store::open(&path)
+        .unwrap()
+        .unlock(
+            &UnlockSecret::Passphrase(Passphrase::from(PASSPHRASE)),
+            &golden_owner(),
+        )
+        .unwrap();
+    let me = golden_owner();
+    assert!(
+        store
+            .show(&me, "github-pat", None)
+            .unwrap()
+            .fingerprint
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .same_value(&me, "github-pat", None, b"ghp_golden_v1")
+            .unwrap(),
+        Some(true)
+    );
+    assert_eq!(
+        store.same_value(&me, "github-pat", None, b"other").unwrap(),
+        Some(false)
+    );
+    set(&store, "github-pat", val(b"ghp_golden_v3"));
+    let fp = store.show(&me, "github-pat", None).unwrap().fingerprint;
+    assert_eq!(fp.map(|f| f.len()), Some(32));
+}
+
 #[test]
 fn golden_v1_keyfile_slot() {
     let (_d, path) = copy();

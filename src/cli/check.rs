@@ -9,6 +9,7 @@ use toml::Spanned;
 
 use super::Ctx;
 use super::args::CheckArgs;
+use super::backend::Backend;
 use super::output;
 use super::reference::{Reference, SCHEME, reason};
 use crate::error::{Error, Result};
@@ -111,8 +112,24 @@ pub(crate) fn parse_requirements(source: &str, text: &str) -> Result<Vec<Referen
 
 /// Looks the requirements up: unscoped names in one `check` call, scoped ones by their
 /// metadata (a secret the caller may not see is missing).
-pub(super) fn look_up(ctx: &Ctx, wanted: &[Reference]) -> Result<CheckResult> {
-    let backend = ctx.backend()?;
+enum State {
+    Present,
+    Missing,
+    NotGranted,
+}
+
+/// How a result shows a requirement's state.
+pub(super) fn status_of(result: &CheckResult, name: &str) -> &'static str {
+    if result.not_granted.iter().any(|n| n == name) {
+        "not granted"
+    } else if result.missing.iter().any(|n| n == name) {
+        "missing"
+    } else {
+        "present"
+    }
+}
+
+pub(super) fn look_up(backend: &Backend, wanted: &[Reference]) -> Result<CheckResult> {
     let unscoped: Vec<String> = wanted
         .iter()
         .filter(|r| r.scope.is_none())
@@ -125,18 +142,23 @@ pub(super) fn look_up(ctx: &Ctx, wanted: &[Reference]) -> Result<CheckResult> {
     };
     let mut out = CheckResult::default();
     for r in wanted {
-        let present = match &r.scope {
-            None => found.present.contains(&r.short()),
+        let state = match &r.scope {
+            None if found.not_granted.contains(&r.short()) => State::NotGranted,
+            None if found.present.contains(&r.short()) => State::Present,
+            None => State::Missing,
             Some(scope) => match backend.show(&r.name, Some(scope)) {
-                Ok(m) => r.field.as_ref().is_none_or(|f| m.fields.contains(f)),
-                Err(Error::NotFound { .. } | Error::PermissionDenied { .. }) => false,
+                Ok(m) if r.field.as_ref().is_none_or(|f| m.fields.contains(f)) => State::Present,
+                Ok(_) | Err(Error::NotFound { .. }) => State::Missing,
+                // Refused for the scope asked, whether or not the secret exists there: saying
+                // so tells the caller nothing about what the scope holds.
+                Err(Error::PermissionDenied { .. }) => State::NotGranted,
                 Err(e) => return Err(e),
             },
         };
-        if present {
-            out.present.push(shown(r));
-        } else {
-            out.missing.push(shown(r));
+        match state {
+            State::Present => out.present.push(shown(r)),
+            State::Missing => out.missing.push(shown(r)),
+            State::NotGranted => out.not_granted.push(shown(r)),
         }
     }
     Ok(out)
@@ -153,21 +175,24 @@ pub fn check(ctx: &Ctx, args: &CheckArgs) -> Result<()> {
     }
     let mut seen = std::collections::BTreeSet::new();
     wanted.retain(|r| seen.insert(r.clone()));
-    let result = look_up(ctx, &wanted)?;
+    let result = look_up(&ctx.backend()?, &wanted)?;
     if ctx.json() {
         output::print_json(&result)?;
     } else {
         let mut t = output::table(&["STATUS", "SECRET"]);
         for r in &wanted {
             let name = shown(r);
-            let status = if result.missing.contains(&name) {
-                "missing"
-            } else {
-                "present"
-            };
-            t.add_row(vec![status.to_owned(), name]);
+            t.add_row(vec![status_of(&result, &name).to_owned(), name]);
         }
         output::print_table(&t, "nothing to check")?;
+    }
+    if result.missing.is_empty() && !result.not_granted.is_empty() {
+        return Err(Error::denied(format!(
+            "not granted: {} ({} of {}); ask an owner for a grant",
+            result.not_granted.join(", "),
+            result.not_granted.len(),
+            wanted.len()
+        )));
     }
     if result.missing.is_empty() {
         return Ok(());

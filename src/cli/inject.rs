@@ -78,7 +78,7 @@ fn read_template(args: &InjectArgs) -> Result<SecretBytes> {
 type Resolved = (BTreeMap<Reference, SecretBytes>, BTreeSet<String>);
 
 /// Reads every distinct reference once. Missing ones are reported together (exit 3).
-fn resolve(ctx: &Ctx, pieces: &[Piece]) -> Result<Resolved> {
+fn resolve(ctx: &Ctx, pieces: &[Piece], template: Option<&std::path::Path>) -> Result<Resolved> {
     let mut lines: BTreeMap<&Reference, usize> = BTreeMap::new();
     for p in pieces {
         if let Piece::Ref(r, line) = p {
@@ -90,7 +90,8 @@ fn resolve(ctx: &Ctx, pieces: &[Piece]) -> Result<Resolved> {
     }
     let refs: Vec<&Reference> = lines.keys().copied().collect();
     let queries: Vec<_> = refs.iter().map(|r| (*r).clone()).collect();
-    let results = ctx.backend()?.read_values(&queries);
+    let b = ctx.backend()?;
+    let results = b.read_values(&queries);
     let mut values = BTreeMap::new();
     let mut secrets = BTreeSet::new();
     let mut missing = Vec::new();
@@ -107,6 +108,18 @@ fn resolve(ctx: &Ctx, pieces: &[Piece]) -> Result<Resolved> {
     }
     if !missing.is_empty() {
         return Err(Error::not_found("references", missing.join(", ")));
+    }
+    if let Some(path) = template {
+        let ids = queries.iter().map(|q| crate::ops::refs::SecretId {
+            name: q.name.clone(),
+            scope: q.scope.clone(),
+        });
+        super::refs::record(
+            &b,
+            crate::types::RefKind::Template,
+            path,
+            &ids.collect::<Vec<_>>(),
+        );
     }
     Ok((values, secrets))
 }
@@ -127,7 +140,8 @@ pub fn inject(ctx: &Ctx, args: &InjectArgs) -> Result<()> {
     };
     let t = template.expose();
     let pieces = parse(&source, t)?;
-    let (values, secrets) = resolve(ctx, &pieces)?;
+    let from_file = (args.input.as_os_str() != "-").then_some(args.input.as_path());
+    let (values, secrets) = resolve(ctx, &pieces, from_file)?;
     let mut out = Zeroizing::new(Vec::with_capacity(
         t.len() + values.values().map(SecretBytes::len).sum::<usize>(),
     ));

@@ -29,7 +29,6 @@ mod apply;
 pub mod args;
 mod audit;
 pub mod backend;
-mod cert;
 mod check;
 mod credential;
 mod daemon_ctl;
@@ -38,13 +37,16 @@ mod export;
 mod files;
 mod import;
 mod inject;
+mod integrations;
 mod keys;
 mod mask;
 mod mcp;
 mod output;
 mod principals;
 mod reference;
+mod refs;
 mod report;
+mod report_more;
 mod run;
 mod secrets;
 mod upstream;
@@ -63,7 +65,7 @@ pub(crate) mod parsers {
     pub(crate) use super::check::parse_requirements as requirements;
     pub(crate) use super::dotenv::{parse as dotenv, valid_key};
     pub(crate) use super::inject::parse as template;
-    pub(crate) use super::report::parse_integrations as integrations;
+    pub(crate) use super::integrations::parse_integrations as integrations;
 }
 use args::{Command, GlobalArgs};
 use backend::Backend;
@@ -114,7 +116,8 @@ fn dispatch(ctx: &Ctx, command: &Command) -> Result<ExitCode> {
         Command::Get(a) => secrets::get(ctx, a),
         Command::Ls(a) => secrets::ls(ctx, a),
         Command::Show(a) => secrets::show(ctx, a),
-        Command::Rm(a) => secrets::rm(ctx, a),
+        Command::Rm(a) => refs::rm(ctx, a),
+        Command::Refs(a) => refs::refs(ctx, a),
         Command::History(a) => secrets::history(ctx, a),
         Command::Rollback(a) => secrets::rollback(ctx, a),
         Command::Passwd(a) => keys::passwd(ctx, a),

@@ -149,7 +149,11 @@ fn grant(ctx: &Ctx, args: &GrantArgs) -> Result<()> {
         scope: parse_scope(args.scope.as_deref())?,
         expires,
     };
-    let p = ctx.backend()?.grant(&args.name, &g)?;
+    let r = ctx.backend()?.grant_warned(&args.name, &g)?;
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
+    let p = r.principal;
     done(
         ctx,
         &p,

@@ -1,24 +1,20 @@
-//! `report inventory | rotation | integrations`: read-only views over every secret the caller
-//! may see. Only `rotation` reads values, and only of `certificate` secrets (audited, like any
-//! read); nothing here prints one.
-
-use std::path::Path;
+//! `report inventory | rotation`: read-only views over every secret the caller may see
+//! (`integrations`, `unused` and `duplicates` are in their own modules). No value is read:
+//! a certificate's expiry is parsed by the store (`POST /v1/certificates`), so reports neither
+//! add audit records nor move `last_used`.
 
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
-use toml::Spanned;
+use serde::Serialize;
 
 use super::Ctx;
 use super::args::{ReportCommand, RotationArgs};
 use super::backend::Backend;
-use super::check::{line_of, look_up, parse_name, shown};
 use super::output::{self, opt, opt_ts, ts};
-use super::reference::{Reference, reason};
+use super::reference::reason;
 use crate::error::{Error, Result};
 use crate::ops::Api;
-use crate::types::ValueRef;
+use crate::ops::refs::{MAX_IDS, SecretId};
 use crate::types::{ListFilter, SecretMeta, SecretType};
-use crate::unlock::read_secret_file;
 
 const DAY: i64 = 86_400;
 
@@ -27,7 +23,9 @@ pub fn report(ctx: &Ctx, cmd: &ReportCommand) -> Result<()> {
     match cmd {
         ReportCommand::Inventory => inventory(ctx),
         ReportCommand::Rotation(a) => rotation(ctx, a),
-        ReportCommand::Integrations(a) => integrations(ctx, &a.file),
+        ReportCommand::Integrations(a) => super::integrations::integrations(ctx, &a.file),
+        ReportCommand::Unused(a) => super::report_more::unused(ctx, a),
+        ReportCommand::Duplicates => super::report_more::duplicates(ctx),
     }
 }
 
@@ -73,14 +71,14 @@ fn inventory_row(m: &SecretMeta, now: Timestamp) -> InventoryRow {
 
 fn inventory(ctx: &Ctx) -> Result<()> {
     let now = crate::sys::now();
-    let rows: Vec<InventoryRow> = ctx
-        .backend()?
-        .list(&ListFilter::default())?
-        .iter()
-        .map(|m| inventory_row(m, now))
-        .collect();
+    let all = ctx.backend()?.list(&ListFilter::default())?;
+    let summary = super::report_more::summary(&all);
+    let rows: Vec<InventoryRow> = all.iter().map(|m| inventory_row(m, now)).collect();
     if ctx.json() {
-        return output::print_json(&rows);
+        return output::print_json(&serde_json::json!({
+            "secrets": rows,
+            "summary": summary,
+        }));
     }
     let mut t = output::table(&[
         "SCOPE",
@@ -109,7 +107,11 @@ fn inventory(ctx: &Ctx) -> Result<()> {
                 .map_or_else(|| "-".into(), |d| format!("{d}d")),
         ]);
     }
-    output::print_table(&t, "no secrets")
+    output::print_table(&t, "no secrets")?;
+    if !all.is_empty() {
+        super::report_more::print_summary(&summary)?;
+    }
+    Ok(())
 }
 
 /// The default rotation period of a type, in days (`None`: no default).
@@ -188,24 +190,28 @@ fn cert_policy(
     }
 }
 
-/// Reads the certificates' values (each read audited) and returns their expiry.
-fn cert_expiries(b: &Backend, certs: &[&SecretMeta]) -> Vec<Result<Timestamp>> {
-    let qs: Vec<ValueRef> = certs
+/// The certificates' expiry, parsed by the store (`POST /v1/certificates`): not a value
+/// read, so neither audited nor moving `last_used`, and open to members.
+fn cert_expiries(b: &Backend, certs: &[&SecretMeta]) -> Result<Vec<Result<Timestamp>>> {
+    let ids: Vec<SecretId> = certs
         .iter()
-        .map(|m| ValueRef {
+        .map(|m| SecretId {
             name: m.name.clone(),
             scope: Some(m.scope.clone()),
-            ..ValueRef::default()
         })
         .collect();
-    b.read_values(&qs)
-        .into_iter()
-        .map(|r| {
-            let v = r?;
-            crate::cli::cert::not_after(v.value.expose())
-                .map_err(|why| Error::invalid("certificate", why))
-        })
-        .collect()
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(MAX_IDS) {
+        let list = b.certificates(chunk.to_vec())?;
+        out.extend(list.into_iter().map(|c| match (c.not_after, c.error) {
+            (Some(t), _) => Ok(t),
+            (None, e) => Err(Error::invalid(
+                "certificate",
+                e.unwrap_or_else(|| "no expiry".into()),
+            )),
+        }));
+    }
+    Ok(out)
 }
 
 fn rotation(ctx: &Ctx, args: &RotationArgs) -> Result<()> {
@@ -216,7 +222,7 @@ fn rotation(ctx: &Ctx, args: &RotationArgs) -> Result<()> {
         .iter()
         .filter(|m| m.secret_type == SecretType::Certificate)
         .collect();
-    let mut expiries = cert_expiries(&b, &certs).into_iter();
+    let mut expiries = cert_expiries(&b, &certs)?.into_iter();
     let window = i64::from(args.days);
     let mut due = Vec::new();
     for m in &all {
@@ -257,113 +263,6 @@ fn print_due(ctx: &Ctx, due: &[RotationItem]) -> Result<()> {
     output::print_table(&t, "nothing due for rotation")
 }
 
-/// An integrations file (see `tresor report --help`).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Integrations {
-    #[serde(default)]
-    integration: Vec<Integration>,
-}
-
-/// One `[[integration]]` table.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Integration {
-    name: String,
-    #[serde(default)]
-    requires: Vec<Spanned<String>>,
-}
-
-/// Reads an integrations file; errors name its line.
-fn read_integrations(path: &Path) -> Result<Vec<(String, Vec<Reference>)>> {
-    let source = path.display().to_string();
-    let raw = read_secret_file(path, "integrations")?;
-    let text = raw
-        .as_str()
-        .ok_or_else(|| Error::invalid(&source, "an integrations file is UTF-8 text"))?;
-    parse_integrations(&source, text)
-}
-
-/// Parses the text of an integrations file; `source` names it in errors.
-pub(crate) fn parse_integrations(
-    source: &str,
-    text: &str,
-) -> Result<Vec<(String, Vec<Reference>)>> {
-    let at = |offset: usize, why: String| {
-        Error::invalid(format!("{source} line {}", line_of(text, offset)), why)
-    };
-    let file: Integrations = toml::from_str(text).map_err(|e| {
-        let offset = e.span().map_or(0, |s| s.start);
-        at(offset, e.message().trim().to_owned())
-    })?;
-    if file.integration.is_empty() {
-        return Err(Error::invalid(source, "no [[integration]] tables"));
-    }
-    file.integration
-        .into_iter()
-        .map(|i| {
-            let refs = i
-                .requires
-                .iter()
-                .map(|r| parse_name(r.get_ref()).map_err(|e| at(r.span().start, reason(&e))))
-                .collect::<Result<Vec<_>>>()?;
-            Ok((i.name, refs))
-        })
-        .collect()
-}
-
-/// One integration's state.
-#[derive(Debug, Serialize)]
-struct IntegrationState {
-    name: String,
-    present: Vec<String>,
-    missing: Vec<String>,
-}
-
-fn integrations(ctx: &Ctx, path: &Path) -> Result<()> {
-    let wanted = read_integrations(path)?;
-    let mut all: Vec<Reference> = wanted.iter().flat_map(|(_, r)| r.clone()).collect();
-    let mut seen = std::collections::BTreeSet::new();
-    all.retain(|r| seen.insert(r.clone()));
-    let found = look_up(ctx, &all)?;
-    let states: Vec<IntegrationState> = wanted
-        .iter()
-        .map(|(name, refs)| {
-            let (missing, present): (Vec<String>, Vec<String>) = refs
-                .iter()
-                .map(shown)
-                .partition(|s| found.missing.contains(s));
-            IntegrationState {
-                name: name.clone(),
-                present,
-                missing,
-            }
-        })
-        .collect();
-    if ctx.json() {
-        output::print_json(&states)?;
-    } else {
-        let mut t = output::table(&["INTEGRATION", "STATUS", "SECRET"]);
-        for s in &states {
-            for (status, names) in [("present", &s.present), ("missing", &s.missing)] {
-                for n in names {
-                    t.add_row(vec![s.name.clone(), status.to_owned(), n.clone()]);
-                }
-            }
-        }
-        output::print_table(&t, "no requirements")?;
-    }
-    let broken: Vec<String> = states
-        .iter()
-        .filter(|s| !s.missing.is_empty())
-        .map(|s| format!("{} ({})", s.name, s.missing.join(", ")))
-        .collect();
-    if broken.is_empty() {
-        return Ok(());
-    }
-    Err(Error::not_found("required secrets", broken.join("; ")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,23 +273,5 @@ mod tests {
         let b: Timestamp = "2026-01-03T23:59:59Z".parse().expect("time");
         assert_eq!(days_between(a, b), 2);
         assert_eq!(days_between(b, a), -3);
-    }
-
-    #[test]
-    fn integrations_errors_name_the_line() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("i.toml");
-        for (text, line) in [
-            (
-                "[[integration]]\nname = \"gh\"\nrequires = [\"ok\", \"bad name\"]\n",
-                3,
-            ),
-            ("[[integration]]\nname = \"gh\"\ncolour = 1\n", 3),
-            ("\n[[integration]\n", 2),
-        ] {
-            std::fs::write(&p, text).expect("write");
-            let e = read_integrations(&p).expect_err(text).to_string();
-            assert!(e.contains(&format!("i.toml line {line}:")), "{e}");
-        }
     }
 }

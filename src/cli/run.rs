@@ -25,8 +25,9 @@ use super::dotenv;
 use super::mask::Masker;
 use super::reference::{Reference, SCHEME, reason};
 use crate::error::{Error, Result};
+use crate::ops::refs::SecretId;
 use crate::protocol::{EnvItem, EnvSpec, env_var_name};
-use crate::types::{SecretBytes, is_var_name};
+use crate::types::{RefKind, SecretBytes, is_var_name};
 
 /// After the child exits, its output is relayed until its pipes have been quiet this long: what
 /// it wrote before exiting is already in the pipe, and a background process it left holding
@@ -132,8 +133,11 @@ pub(super) fn check_env_values<'a>(
 /// `run`.
 pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
     let mut plan = Plan::default();
+    let mut files = Vec::new();
     for path in &args.env_file {
+        let first = plan.specs.len();
         add_env_file(&mut plan, path)?;
+        files.push((path, first..plan.specs.len()));
     }
     for item in &args.secrets {
         add_flag(&mut plan, item)?;
@@ -143,7 +147,16 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
     } else {
         // The backend (and the file's lock) is dropped before the child starts.
         let items: Vec<EnvItem> = plan.specs.iter().cloned().map(EnvItem::Full).collect();
-        super::upstream::env(&ctx.backend()?, &items)?
+        let b = ctx.backend()?;
+        let secrets = super::upstream::env(&b, &items)?;
+        for (path, specs) in files {
+            let ids = plan.specs[specs].iter().map(|s| SecretId {
+                name: s.name.clone(),
+                scope: s.scope.clone(),
+            });
+            super::refs::record(&b, RefKind::EnvFile, path, &ids.collect::<Vec<_>>());
+        }
+        secrets
     };
     check_env_values(secrets.iter().chain(plan.plain.iter().map(|(k, v)| (k, v))))?;
     // One masker per stream: each keeps its own carry.

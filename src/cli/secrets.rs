@@ -7,7 +7,7 @@ use std::io::{IsTerminal, Read, Write};
 use base64::Engine;
 
 use super::Ctx;
-use super::args::{GetArgs, LsArgs, NameArgs, RmArgs, RollbackArgs, SetArgs};
+use super::args::{GetArgs, LsArgs, NameArgs, RollbackArgs, SetArgs};
 use super::output::{self, opt, opt_ts, ts};
 use crate::error::{Error, Result};
 use crate::types::{
@@ -164,7 +164,7 @@ fn reference(text: &str, scope: Option<&str>) -> Result<ValueRef> {
 }
 
 /// The secret a metadata command names, `[scope/]name` (a field has no place there).
-fn secret_of(args: &NameArgs) -> Result<(String, Option<Scope>)> {
+pub(super) fn secret_of(args: &NameArgs) -> Result<(String, Option<Scope>)> {
     let r = reference(&args.name, args.scope.as_deref())?;
     if let Some(field) = &r.field {
         return Err(Error::invalid(
@@ -356,17 +356,6 @@ pub fn history(ctx: &Ctx, args: &NameArgs) -> Result<()> {
         return output::print_json(&newest_first);
     }
     print_versions(&m.versions)
-}
-
-/// `rm`.
-pub fn rm(ctx: &Ctx, args: &RmArgs) -> Result<()> {
-    let (name, scope) = secret_of(&args.secret)?;
-    let gone = ctx.backend()?.delete(&name, scope.as_ref(), args.force)?;
-    if ctx.json() {
-        return output::print_json(&gone);
-    }
-    eprintln!("deleted {}", args.secret.name);
-    Ok(())
 }
 
 /// `rollback`.

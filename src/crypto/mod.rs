@@ -102,6 +102,8 @@ pub struct SubKeys {
     pub audit: Key,
     /// Keys the hashes of agents' bearer tokens.
     pub token: Key,
+    /// Keys the fingerprints of values (SPEC §1), never an unkeyed hash.
+    pub fingerprint: Key,
 }
 
 impl SubKeys {
@@ -112,6 +114,7 @@ impl SubKeys {
             name: dk.derive("tresor 2026-11 name index v1"),
             audit: dk.derive("tresor 2026-11 audit chain v1"),
             token: dk.derive("tresor 2026-11 token hash v1"),
+            fingerprint: dk.derive("tresor 2026-11 value fingerprint v1"),
         })
     }
 }

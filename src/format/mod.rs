@@ -116,6 +116,10 @@ pub enum TableId {
     Meta = 5,
     /// Upstream providers and remote bindings, keyed by a name hash.
     Upstream = 6,
+    /// Recorded references to a secret (manifests, env files, templates), keyed by name hash.
+    References = 7,
+    /// The current value's keyed fingerprint of a secret, keyed by name hash.
+    Fingerprints = 8,
 }
 
 impl TableId {
@@ -128,6 +132,8 @@ impl TableId {
             Self::Audit => "audit",
             Self::Meta => "meta",
             Self::Upstream => "upstream",
+            Self::References => "refs",
+            Self::Fingerprints => "fingerprints",
         }
     }
 }

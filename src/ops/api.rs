@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use super::audit::{AuditExport, AuditPrune, AuditVerify, Head};
 use super::export::{Export, ExportItem};
 use super::principals::{PrincipalDelete, PrincipalGet, PrincipalPut, Principals};
+use super::refs::{
+    CertificateExpiry, Certificates, Compare, RecordReferences, ReferencesGet, SecretId,
+};
 use super::secrets::{Check, Delete, Env, GetValue, List, Rollback, Set, Show};
 use super::{Context, Operation};
 use crate::error::Result;
@@ -13,7 +16,8 @@ use crate::protocol::{Deleted, EnvItem, PrincipalOp, PrincipalResponse, decode_m
 use crate::store::Store;
 use crate::types::{
     Actor, AuditHead, AuditQuery, AuditRecord, Channel, CheckResult, ListFilter, PruneReport,
-    Scope, SecretBytes, SecretMeta, SecretValue, SetRequest, ValueRef, VerifyReport, VersionInfo,
+    RefKind, References, Scope, SecretBytes, SecretMeta, SecretValue, SetRequest, ValueRef,
+    VerifyReport, VersionInfo,
 };
 use crate::types::{Grant, Principal, PrincipalSpec};
 
@@ -86,6 +90,66 @@ pub trait Api {
         Ok((values, r.missing))
     }
 
+    /// What refers to a secret, and who read it in the last 30 days.
+    ///
+    /// # Errors
+    /// `NotFound`, `PermissionDenied` (agents), `Ambiguous`.
+    fn references(&self, name: &str, scope: Option<&Scope>) -> Result<References> {
+        self.call(ReferencesGet {
+            name: name.to_owned(),
+            scope: scope.cloned(),
+        })
+    }
+
+    /// Records that a file of `kind` at `path` resolved `secrets`; returns how many
+    /// references were new or refreshed.
+    ///
+    /// # Errors
+    /// As the operation.
+    fn record_references(
+        &self,
+        kind: RefKind,
+        path: &str,
+        secrets: Vec<SecretId>,
+    ) -> Result<usize> {
+        Ok(self
+            .call(RecordReferences {
+                kind,
+                path: path.to_owned(),
+                secrets,
+            })?
+            .recorded)
+    }
+
+    /// Whether `value` equals the current value of `name`, by fingerprint (`None`: unknown).
+    ///
+    /// # Errors
+    /// `NotFound`, `PermissionDenied`, `Ambiguous`.
+    fn same_value(
+        &self,
+        name: &str,
+        scope: Option<&Scope>,
+        value: &SecretBytes,
+    ) -> Result<Option<bool>> {
+        let (text, b64) = crate::protocol::encode_bytes(value);
+        Ok(self
+            .call(Compare {
+                name: name.to_owned(),
+                scope: scope.cloned(),
+                value: text,
+                value_base64: b64,
+            })?
+            .same)
+    }
+
+    /// The X.509 expiry of certificate secrets (not a value read).
+    ///
+    /// # Errors
+    /// As the operation.
+    fn certificates(&self, secrets: Vec<SecretId>) -> Result<Vec<CertificateExpiry>> {
+        Ok(self.call(Certificates { secrets })?.certificates)
+    }
+
     /// Metadata the caller may see, sorted by scope and name.
     ///
     /// # Errors
@@ -104,6 +168,16 @@ pub trait Api {
                 None => return Ok(out),
             }
         }
+    }
+
+    /// As [`Api::list`], each row with its value's keyed fingerprint (`report duplicates`).
+    ///
+    /// # Errors
+    /// As the operation.
+    fn list_fingerprinted(&self, filter: &ListFilter) -> Result<Vec<SecretMeta>> {
+        let mut op = List::from(filter);
+        op.fingerprints = Some(true);
+        Ok(self.call(op)?.secrets)
     }
 
     /// Metadata and kept versions of one secret.
@@ -315,12 +389,20 @@ pub trait Api {
     /// # Errors
     /// As the operation.
     fn grant(&self, name: &str, grant: &Grant) -> Result<Principal> {
+        Ok(self.grant_warned(name, grant)?.principal)
+    }
+
+    /// As [`Api::grant`], with the warnings (a pattern that matches no secret).
+    ///
+    /// # Errors
+    /// As the operation.
+    fn grant_warned(&self, name: &str, grant: &Grant) -> Result<PrincipalResponse> {
         let op = PrincipalOp::Grant {
             pattern: grant.pattern.clone(),
             scope: grant.scope.clone(),
             expires: grant.expires,
         };
-        Ok(self.principal_put(name, &op)?.principal)
+        self.principal_put(name, &op)
     }
 
     /// Removes the grants of `name` with this pattern.

@@ -28,9 +28,11 @@
 
 mod api;
 pub mod audit;
+mod cert;
 mod encode;
 pub mod export;
 pub mod principals;
+pub mod refs;
 pub mod secrets;
 pub mod session;
 pub mod upstream;
@@ -165,6 +167,10 @@ macro_rules! __tresor_operations {
             $crate::ops::secrets::Rollback,
             $crate::ops::secrets::Check,
             $crate::ops::secrets::Env,
+            $crate::ops::refs::ReferencesGet,
+            $crate::ops::refs::RecordReferences,
+            $crate::ops::refs::Compare,
+            $crate::ops::refs::Certificates,
             $crate::ops::export::Export,
             $crate::ops::audit::Audit,
             $crate::ops::audit::AuditVerify,

@@ -67,6 +67,7 @@ impl From<PrincipalPut> for PrincipalOp {
 impl Operation for PrincipalPut {
     fn apply(self, cx: &Context<'_>) -> Result<PrincipalResponse> {
         let (s, actor, name) = (cx.store, cx.actor, self.name);
+        let mut warnings = Vec::new();
         let principal = match self.op {
             PrincipalOp::Add {
                 role,
@@ -83,13 +84,28 @@ impl Operation for PrincipalPut {
                 };
                 let (principal, token) = s.principal_add(actor, &spec)?;
                 let token = token.and_then(|t| t.as_str().map(|x| SecretText::new(x.to_owned())));
-                return Ok(PrincipalResponse { principal, token });
+                return Ok(PrincipalResponse {
+                    principal,
+                    token,
+                    warnings: Vec::new(),
+                });
             }
             ref op @ PrincipalOp::Grant { .. } => {
                 let g = op
                     .grant()
                     .ok_or_else(|| crate::Error::invalid("op", "grant"))?;
-                s.grant(actor, &name, &g)?
+                let p = s.grant(actor, &name, &g)?;
+                if !s.pattern_matches_any(actor, &g.pattern, g.scope.as_ref())? {
+                    let within = g
+                        .scope
+                        .as_ref()
+                        .map_or(String::new(), |s| format!(" in {s}"));
+                    warnings.push(format!(
+                        "the pattern {:?} matches no secret{within} (yet): check the spelling",
+                        g.pattern
+                    ));
+                }
+                p
             }
             PrincipalOp::Revoke { pattern } => s.revoke(actor, &name, &pattern)?,
             PrincipalOp::TeamAdd => s.team_add(actor, &name)?,
@@ -99,6 +115,7 @@ impl Operation for PrincipalPut {
         Ok(PrincipalResponse {
             principal,
             token: None,
+            warnings,
         })
     }
 }
@@ -116,6 +133,9 @@ endpoint!(PrincipalDelete, Delete "/v1/principals/{name}" => Deleted, name);
 impl Operation for PrincipalDelete {
     fn apply(self, cx: &Context<'_>) -> Result<Deleted> {
         cx.store.principal_remove(cx.actor, &self.name)?;
-        Ok(Deleted { deleted: self.name })
+        Ok(Deleted {
+            deleted: self.name,
+            broken: Vec::new(),
+        })
     }
 }

@@ -47,6 +47,9 @@ pub struct List {
     /// The `next` of the previous page: an opaque cursor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
+    /// Include each value's keyed fingerprint (costs one more record per secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprints: Option<bool>,
 }
 endpoint!(List, Get "/v1/secrets" => SecretList);
 
@@ -84,6 +87,7 @@ impl From<&ListFilter> for List {
             q: f.query.clone(),
             limit: None,
             after: None,
+            fingerprints: None,
         }
     }
 }
@@ -105,9 +109,13 @@ impl Operation for List {
             ));
         }
         let after = self.after.as_deref().map(parse_cursor).transpose()?;
-        let (secrets, more) = cx
-            .store
-            .list_page(cx.actor, &filter, after.as_ref(), self.limit)?;
+        let (secrets, more) = cx.store.list_page_as(
+            cx.actor,
+            &filter,
+            after.as_ref(),
+            self.limit,
+            self.fingerprints.unwrap_or(false),
+        )?;
         let next = more
             .then(|| secrets.last().map(|m| cursor(&m.scope, &m.name)))
             .flatten();
@@ -305,19 +313,27 @@ endpoint!(Delete, Delete "/v1/secrets/{name}" => Deleted, name);
 impl Operation for Delete {
     fn apply(self, cx: &Context<'_>) -> Result<Deleted> {
         let force = self.force.unwrap_or(false);
-        let unbound = super::upstream::unbind(cx, &self.name, self.scope.as_ref())?;
-        match cx
+        // A remote secret's binding goes with it, but only once the delete is allowed (not
+        // refused for its references); one never fetched has a binding and no local record.
+        let bound = cx
             .store
-            .delete(cx.actor, &self.name, self.scope.as_ref(), force)
+            .binding(&self.scope.clone().unwrap_or_default(), &self.name)?
+            .is_some();
+        let broken = match cx
+            .store
+            .delete_forced(cx.actor, &self.name, self.scope.as_ref(), force)
         {
-            Err(Error::NotFound { .. }) if unbound => {}
+            Err(Error::NotFound { .. }) if bound => Vec::new(),
             other => other?,
+        };
+        if bound {
+            super::upstream::unbind(cx, &self.name, self.scope.as_ref())?;
         }
         let deleted = match self.scope {
             Some(s) => format!("{s}/{}", self.name),
             None => self.name,
         };
-        Ok(Deleted { deleted })
+        Ok(Deleted { deleted, broken })
     }
 }
 

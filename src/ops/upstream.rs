@@ -207,6 +207,7 @@ impl Operation for ProviderDelete {
             .provider_remove(cx.actor, &self.name, self.force.unwrap_or(false))?;
         Ok(Deleted {
             deleted: format!("provider {}", self.name),
+            broken: Vec::new(),
         })
     }
 }

@@ -163,6 +163,9 @@ impl ValueResponse {
 pub struct Deleted {
     /// What was deleted.
     pub deleted: String,
+    /// The references a forced delete broke (grants, files, bindings), one line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub broken: Vec<String>,
 }
 
 /// One secret asked for by `POST /v1/env`: a string `NAME[#field][=ENV]`, or an object.
@@ -358,6 +361,10 @@ pub struct PrincipalResponse {
     /// A new bearer token (`add` with `token: true`), shown once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<SecretText>,
+    /// Warnings about the request that succeeded anyway (a grant whose pattern matches no
+    /// secret: most likely a typo).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[cfg(test)]

@@ -80,7 +80,7 @@ impl EntryRec {
         self.name.as_deref()
     }
 
-    fn into_record(self, seq: u64) -> AuditRecord {
+    pub(super) fn into_record(self, seq: u64) -> AuditRecord {
         AuditRecord {
             seq,
             entry: AuditEntry {
@@ -179,7 +179,7 @@ pub(super) fn append(store: &Store, txn: &WriteTransaction, entries: &[AuditEntr
 
 /// Whether a record's name is the secret `secret`: itself, or one of its fields
 /// (`NAME#field`, as a field read records it).
-fn names_secret(name: Option<&str>, secret: &str) -> bool {
+pub(super) fn names_secret(name: Option<&str>, secret: &str) -> bool {
     name.is_some_and(|n| {
         n.strip_prefix(secret)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('#'))

@@ -35,6 +35,22 @@ impl Store {
         after: Option<&(Scope, String)>,
         limit: Option<usize>,
     ) -> Result<(Vec<SecretMeta>, bool)> {
+        self.list_page_as(actor, filter, after, limit, false)
+    }
+
+    /// As [`Store::list_page`]; with `fingerprints`, each row carries its value's keyed
+    /// fingerprint (one more sealed row opened per secret, so only `report duplicates` asks).
+    ///
+    /// # Errors
+    /// As [`Store::list`].
+    pub fn list_page_as(
+        &self,
+        actor: &Actor,
+        filter: &ListFilter,
+        after: Option<&(Scope, String)>,
+        limit: Option<usize>,
+        fingerprints: bool,
+    ) -> Result<(Vec<SecretMeta>, bool)> {
         /// Ordered by scope and name only (a max-heap keeps the `limit + 1` smallest).
         struct ByName(SecretMeta);
         impl PartialEq for ByName {
@@ -57,6 +73,7 @@ impl Store {
         let now = crate::sys::now();
         let txn = self.db.begin_read()?;
         let table = txn.open_table(SECRETS)?;
+        let fps = super::refs::Fingerprints::open(&txn)?;
         let mut heap = std::collections::BinaryHeap::new();
         for row in table.iter()? {
             let (k, v) = row?;
@@ -81,7 +98,11 @@ impl Store {
                 )
                 .is_allow();
             if keep {
-                heap.push(ByName(self.meta_of(k.value(), &rec)));
+                let mut meta = self.meta_of(k.value(), &rec);
+                if fingerprints {
+                    meta.fingerprint = fps.hex(self, k.value())?;
+                }
+                heap.push(ByName(meta));
                 if limit.is_some_and(|l| heap.len() > l.saturating_add(1)) {
                     heap.pop();
                 }

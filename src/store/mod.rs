@@ -12,11 +12,14 @@
 //! | `audit`      | seq (u64)                   | chain MAC ‖ sealed audit entry         |
 //! | `staging`    | arrival counter (u64)       | staged unlock attempt (plain, nothing secret) |
 //! | `upstream`   | provider / binding hash (32)| sealed provider or remote binding (SPEC §11) |
+//! | `refs`       | name hash (32)              | sealed recorded references (`refs.rs`) |
+//! | `fingerprints` | name hash (32)            | sealed keyed fingerprint of the current value |
 //!
 //! A name hash is BLAKE3-keyed(name key, "secret" ‖ scope ‖ name): names are never stored
 //! in the clear, and a lookup is one point get.
 
 mod audit;
+mod check;
 mod db;
 mod exes;
 mod keys;
@@ -29,6 +32,7 @@ mod peers;
 mod principals;
 mod read;
 mod records;
+mod refs;
 mod retention;
 mod secrets;
 mod upstream;

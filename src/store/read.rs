@@ -38,7 +38,8 @@ struct Hit {
 /// What reading one request found before the audit commit.
 enum Found {
     Value(Box<Hit>),
-    Failed(Error),
+    /// The error, and the scope its audit record names.
+    Failed(Error, Scope),
 }
 
 /// The name an audit record shows for a read: `NAME`, or `NAME#field` for a field read (so that
@@ -115,7 +116,7 @@ impl Store {
                     v.retrieved_at = crate::sys::now();
                     Ok(v)
                 }
-                Found::Failed(e) => Err(e),
+                Found::Failed(e, _) => Err(e),
             })
             .collect()
     }
@@ -136,12 +137,11 @@ impl Store {
         for (req, f) in reqs.iter().zip(found.iter()) {
             let hit = match f {
                 Found::Value(hit) => hit,
-                Found::Failed(e) => {
-                    let scope = req.scope.clone().unwrap_or_default();
+                Found::Failed(e, scope) => {
                     let name = audit_name(&req.name, req.field.as_deref());
                     entries.push(
                         AuditEntry::new(&req.actor, action, audit_outcome(e)).secret(
-                            &scope,
+                            scope,
                             &name,
                             req.version,
                         ),
@@ -217,13 +217,15 @@ impl Store {
         let refused = {
             let txn = self.db.begin_read()?;
             let secrets = txn.open_table(SECRETS)?;
-            reqs.iter()
-                .find_map(|req| self.check_read(&secrets, req).err().map(|e| (req, e)))
+            reqs.iter().find_map(|req| {
+                self.check_read(&secrets, req)
+                    .err()
+                    .map(|e| (req, e, self.audit_scope(&secrets, req)))
+            })
         };
-        let Some((req, e)) = refused else {
+        let Some((req, e, scope)) = refused else {
             return Ok(());
         };
-        let scope = req.scope.clone().unwrap_or_default();
         let name = audit_name(&req.name, req.field.as_deref());
         self.record(
             &AuditEntry::new(&req.actor, Action::Read, audit_outcome(&e)).secret(
@@ -233,6 +235,24 @@ impl Store {
             ),
         )?;
         Err(e)
+    }
+
+    /// The scope a failed read's audit record names: the one asked for, else the one the
+    /// name resolved to (a denied read of `team:devops/x` is recorded as such, not as
+    /// `org/x`), else `org`. The audit log is read by owners only, so naming the scope a
+    /// name resolved to tells the caller nothing.
+    fn audit_scope(
+        &self,
+        secrets: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
+        req: &ReadRequest,
+    ) -> Scope {
+        if let Some(s) = &req.scope {
+            return s.clone();
+        }
+        match self.resolve_in(secrets, &req.actor, &req.name, None) {
+            Ok(Some((_, rec))) => rec.scope,
+            _ => Scope::Org,
+        }
     }
 
     /// Finds the secret of `req` and checks that its actor may read its value (the check comes
@@ -260,7 +280,7 @@ impl Store {
             out.push(match self.read_one(&secrets, &values, req) {
                 Ok(hit) => Found::Value(Box::new(hit)),
                 // A damaged record fails its own request (audited as `error`), not the batch.
-                Err(e) => Found::Failed(e),
+                Err(e) => Found::Failed(e, self.audit_scope(&secrets, req)),
             });
         }
         Ok(out)

@@ -93,6 +93,7 @@ impl SecretRec {
                     rolled_back_from: v.from,
                 })
                 .collect(),
+            fingerprint: None,
         }
     }
 }

@@ -7,13 +7,13 @@ use redb::{ReadableTable, ReadableTableMetadata};
 
 use super::audit;
 use super::records::{SecretRec, ValueRec, VersionRec, now_us, value_key};
+use super::refs::Fingerprints;
 use super::{SECRETS, Store, VALUES};
 use crate::error::{Error, Result};
 use crate::format::TableId;
 use crate::policy::{Decision, Op, decide};
 use crate::types::{
-    Action, Actor, AuditEntry, CheckResult, Outcome, Scope, SecretBytes, SecretMeta, SetRequest,
-    VersionInfo, validate_name,
+    Action, Actor, AuditEntry, Outcome, Scope, SecretMeta, SetRequest, VersionInfo, validate_name,
 };
 
 /// The default number of versions kept.
@@ -76,7 +76,7 @@ impl Store {
     }
 
     /// Resolves and authorizes a metadata read; denials are audited.
-    fn find_meta(
+    pub(super) fn find_meta(
         &self,
         actor: &Actor,
         name: &str,
@@ -113,8 +113,11 @@ impl Store {
     /// # Errors
     /// `NotFound`, `PermissionDenied`, `Ambiguous`, `InvalidArgument` for a bad name.
     pub fn show(&self, actor: &Actor, name: &str, scope: Option<&Scope>) -> Result<SecretMeta> {
-        self.find_meta(actor, name, scope, Action::List)
-            .map(|(h, r)| self.meta_of(&h, &r))
+        let (h, rec) = self.find_meta(actor, name, scope, Action::List)?;
+        let mut meta = self.meta_of(&h, &rec);
+        let txn = self.db.begin_read()?;
+        meta.fingerprint = Fingerprints::open(&txn)?.hex(self, &h)?;
+        Ok(meta)
     }
 
     /// The kept versions of a secret, oldest first.
@@ -170,7 +173,7 @@ impl Store {
     ) -> Result<Vec<SecretMeta>> {
         for (name, req) in &items {
             validate_name(name)?;
-            validate_request(req)?;
+            super::check::validate_request(req)?;
             if let Err(e) = self.allow(actor, Op::Write, &req.scope, name) {
                 self.record(
                     &AuditEntry::new(actor, action, Outcome::Denied).secret(&req.scope, name, None),
@@ -203,6 +206,7 @@ impl Store {
                 };
                 let (rec, new_value) = apply_set(existing, &name, req, &actor.principal, now)?;
                 if let Some(val) = new_value {
+                    self.put_fingerprint(&txn, &h, val.value.expose())?;
                     let vk = value_key(&h, rec.version);
                     values.insert(&vk, self.seal_row(TableId::Values, &vk, &val)?.as_slice())?;
                 }
@@ -239,8 +243,9 @@ impl Store {
         Ok(metas)
     }
 
-    /// Deletes a secret and all its versions. Refused with `Conflict` listing the grants that
-    /// name it, unless `force`.
+    /// Deletes a secret and all its versions. Refused with `Conflict` listing every reference
+    /// (grants, globs that match, recorded files, remote bindings) and the principals that read
+    /// it in the last 30 days, unless `force`.
     ///
     /// # Errors
     /// `NotFound`, `Conflict`, `PermissionDenied`.
@@ -251,6 +256,20 @@ impl Store {
         scope: Option<&Scope>,
         force: bool,
     ) -> Result<()> {
+        self.delete_forced(actor, name, scope, force).map(drop)
+    }
+
+    /// As [`Store::delete`], returning the references a forced delete broke (one line each).
+    ///
+    /// # Errors
+    /// As [`Store::delete`].
+    pub fn delete_forced(
+        &self,
+        actor: &Actor,
+        name: &str,
+        scope: Option<&Scope>,
+        force: bool,
+    ) -> Result<Vec<String>> {
         let (h, rec) = self.find_meta(actor, name, scope, Action::Delete)?;
         if let Err(e) = self.allow(actor, Op::Write, &rec.scope, name) {
             self.record(
@@ -259,10 +278,28 @@ impl Store {
             )?;
             return Err(e);
         }
-        let refs = self.references(&rec.scope, name);
+        let refs: Vec<String> = self
+            .all_references(&h, &rec.scope, name)?
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         if !refs.is_empty() && !force {
+            let readers = self.recent_readers(&rec.scope, name)?;
+            let mut reason = format!(
+                "{}/{name} is referenced by {} ({})",
+                rec.scope,
+                refs.len(),
+                refs.join("; ")
+            );
+            if !readers.is_empty() {
+                let who: Vec<String> = readers
+                    .iter()
+                    .map(|r| format!("{} ({} reads)", r.principal, r.reads))
+                    .collect();
+                reason = format!("{reason}; read in the last 30 days by {}", who.join(", "));
+            }
             return Err(Error::Conflict {
-                reason: format!("{}/{name} is referenced by {}", rec.scope, refs.join(", ")),
+                reason,
                 references: refs,
             });
         }
@@ -274,6 +311,7 @@ impl Store {
                 values.remove(&value_key(&h, v.version))?;
             }
         }
+        Self::forget_secret(&txn, &h)?;
         audit::append(
             self,
             &txn,
@@ -284,7 +322,7 @@ impl Store {
             )],
         )?;
         self.db.commit(txn)?;
-        Ok(())
+        Ok(refs)
     }
 
     /// Re-publishes version `to` as a new version.
@@ -336,6 +374,7 @@ impl Store {
             });
             let nk = value_key(&h, rec.version);
             values.insert(&nk, self.seal_row(TableId::Values, &nk, &val)?.as_slice())?;
+            self.put_fingerprint(&txn, &h, val.value.expose())?;
             for gone in pruned_versions(&rec) {
                 values.remove(&value_key(&h, gone))?;
             }
@@ -361,82 +400,6 @@ impl Store {
         self.db.commit(txn)?;
         Ok(self.meta_of(&h, &meta))
     }
-
-    /// Which of `names` exist (resolved as a read would) and may be seen by the actor.
-    /// `NAME#field` checks the field too.
-    ///
-    /// # Errors
-    /// `InvalidArgument` for a bad name.
-    pub fn check(&self, actor: &Actor, names: &[String]) -> Result<CheckResult> {
-        let mut out = CheckResult::default();
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(SECRETS)?;
-        for full in names {
-            let (name, field) = match full.split_once('#') {
-                Some((n, f)) => (n, Some(f)),
-                None => (full.as_str(), None),
-            };
-            // A name that is not a valid name is a mistake in the request, not a missing secret.
-            crate::types::validate_name(name)?;
-            let present = match self.resolve_in(&table, actor, name, None)? {
-                Some((_, rec)) => {
-                    self.allow(actor, Op::ReadMeta, &rec.scope, name).is_ok()
-                        && field.is_none_or(|f| {
-                            rec.versions.iter().any(|v| {
-                                v.version == rec.version && v.fields.iter().any(|x| x == f)
-                            })
-                        })
-                }
-                None => false,
-            };
-            if present {
-                out.present.push(full.clone());
-            } else {
-                out.missing.push(full.clone());
-            }
-        }
-        Ok(out)
-    }
-}
-
-fn validate_request(req: &SetRequest) -> Result<()> {
-    if let Some(v) = req.max_versions
-        && !(1..=MAX_MAX_VERSIONS).contains(&v)
-    {
-        return Err(Error::invalid(
-            "max_versions",
-            format!("{v} is outside 1..={MAX_MAX_VERSIONS}"),
-        ));
-    }
-    for k in req.fields.keys() {
-        if k.is_empty()
-            || k.len() > 64
-            || !k
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        {
-            return Err(Error::invalid(
-                "fields",
-                format!("field name {k:?} must be 1-64 of A-Z a-z 0-9 _ - ."),
-            ));
-        }
-    }
-    for k in req.meta.keys() {
-        if k.is_empty() || k.chars().count() > 64 {
-            return Err(Error::invalid(
-                "meta",
-                format!("label key {k:?} must have 1 to 64 characters"),
-            ));
-        }
-    }
-    let empty = req.value.as_ref().is_some_and(SecretBytes::is_empty) && req.fields.is_empty();
-    if empty && !req.allow_empty {
-        return Err(Error::invalid(
-            "value",
-            "the value is empty and there are no fields; pass --allow-empty to store an empty value",
-        ));
-    }
-    Ok(())
 }
 
 fn pruned_versions(rec: &SecretRec) -> Vec<u64> {

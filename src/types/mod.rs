@@ -20,6 +20,7 @@ mod duration;
 mod encoding;
 mod passphrase;
 mod principal;
+mod refs;
 pub mod time;
 mod upstream;
 mod value_ref;
@@ -32,6 +33,7 @@ pub use duration::{format_duration, parse_duration};
 pub use encoding::{b64, decode_b64};
 pub use passphrase::Passphrase;
 pub use principal::{Grant, Principal, PrincipalKind, PrincipalSpec};
+pub use refs::{READERS_DAYS, Reader, RefKind, Reference, References};
 pub use upstream::{
     Binding, BindingStatus, DEFAULT_TIMEOUT_MS, Freshness, Provider, ProviderAuth, ProviderKind,
     SyncReport, read_ca_file,
@@ -480,6 +482,12 @@ pub struct SecretMeta {
     pub fields: Vec<String>,
     /// The kept versions, oldest first.
     pub versions: Vec<VersionInfo>,
+    /// The current value's keyed fingerprint (SPEC §1: a MAC under the store's fingerprint
+    /// subkey, hex): equal values have equal fingerprints within one store, and nothing of
+    /// the value can be learned from it. `None` for a value without one (fields only, or
+    /// written before fingerprints existed and not rewritten since).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 impl SecretMeta {
@@ -558,4 +566,8 @@ pub struct CheckResult {
     pub present: Vec<String>,
     /// Names missing.
     pub missing: Vec<String>,
+    /// Names an agent's grants do not cover (whether or not they exist: an agent may not
+    /// learn which secrets exist beyond its grants). Always empty for owners and members.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_granted: Vec<String>,
 }

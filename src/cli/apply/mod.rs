@@ -10,6 +10,8 @@
 pub(super) mod manifest;
 mod plan;
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 
 use super::Ctx;
@@ -18,8 +20,9 @@ use super::backend::Backend;
 use super::output;
 use crate::error::{Error, Result};
 use crate::ops::Api;
-use crate::types::PrincipalSpec;
+use crate::ops::refs::SecretId;
 use crate::types::{ListFilter, SecretBytes, SetRequest};
+use crate::types::{PrincipalSpec, RefKind, Scope};
 use crate::unlock::{prompt_hidden, read_secret_file};
 use manifest::{ValueSource, WantSecret};
 use plan::{Change, Current, Op, Step};
@@ -28,10 +31,17 @@ use plan::{Change, Current, Op, Step};
 pub fn apply(ctx: &Ctx, args: &ApplyArgs) -> Result<()> {
     let m = manifest::read(&args.file)?;
     let b = ctx.backend()?;
+    let secrets = b.list(&ListFilter::default())?;
+    let rotate = if args.no_rotate {
+        BTreeSet::new()
+    } else {
+        changed_values(&b, &m.secrets, &secrets)?
+    };
     let cur = Current {
-        secrets: b.list(&ListFilter::default())?,
+        secrets,
         principals: b.principals()?,
         me: b.whoami()?,
+        rotate,
     };
     let steps = plan::plan(&m, &cur, args.prune)?;
     print_plan(ctx, &steps, args.dry_run)?;
@@ -45,8 +55,52 @@ pub fn apply(ctx: &Ctx, args: &ApplyArgs) -> Result<()> {
         return Ok(());
     }
     let changed = execute(&b, &steps)?;
+    let ids = m.secrets.iter().map(|w| SecretId {
+        name: w.name.clone(),
+        scope: Some(w.scope.clone()),
+    });
+    super::refs::record(&b, RefKind::Manifest, &args.file, &ids.collect::<Vec<_>>());
     eprintln!("applied {changed} change(s)");
     Ok(())
+}
+
+/// The existing secrets whose manifest value (from `env:` or `file:`) differs from the stored
+/// one, compared by keyed fingerprint (the stored value is not read). A `prompt` value is
+/// asked for only when its secret is created, never to compare; a source that cannot be read
+/// now (an unset variable) leaves the value as it is, with a warning. A secret of fields only
+/// (no value to compare) counts as changed.
+fn changed_values(
+    b: &Backend,
+    wants: &[WantSecret],
+    have: &[crate::types::SecretMeta],
+) -> Result<BTreeSet<(Scope, String)>> {
+    let mut out = BTreeSet::new();
+    for w in wants {
+        let Some(src) = w
+            .value
+            .as_ref()
+            .filter(|s| !matches!(s, ValueSource::Prompt))
+        else {
+            continue;
+        };
+        if !have.iter().any(|h| h.scope == w.scope && h.name == w.name) {
+            continue;
+        }
+        let value = match read_value(w, src) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!(
+                    "warning: {}/{}: value not compared ({e}); left as it is",
+                    w.scope, w.name
+                );
+                continue;
+            }
+        };
+        if b.same_value(&w.name, Some(&w.scope), &value)? != Some(true) {
+            out.insert((w.scope.clone(), w.name.clone()));
+        }
+    }
+    Ok(out)
 }
 
 #[derive(Serialize)]
@@ -88,6 +142,14 @@ fn read_value(w: &WantSecret, src: &ValueSource) -> Result<SecretBytes> {
                 )
             }),
         ValueSource::File(p) => read_secret_file(p, "value"),
+        ValueSource::Prompt if !crate::unlock::has_terminal() => Err(Error::invalid(
+            &w.at,
+            format!(
+                "the value of {}/{} is \"prompt\", and a value prompt needs a terminal; run \
+                 apply on a terminal, or give the value as env:VAR or file:PATH",
+                w.scope, w.name
+            ),
+        )),
         ValueSource::Prompt => prompt_hidden(&format!("value for {}/{}: ", w.scope, w.name)),
     }
 }
@@ -98,7 +160,7 @@ fn execute(b: &Backend, steps: &[Step]) -> Result<usize> {
     let mut writes: Vec<(String, SetRequest)> = Vec::new();
     for op in steps.iter().flat_map(|s| &s.ops) {
         match op {
-            Op::CreateSecret(w, src) => {
+            Op::CreateSecret(w, src) | Op::RotateSecret(w, src) => {
                 let mut req = plan::set_request(w);
                 req.value = Some(read_value(w, src)?);
                 writes.push((w.name.clone(), req));
@@ -118,7 +180,7 @@ fn execute(b: &Backend, steps: &[Step]) -> Result<usize> {
 
 fn run_op(b: &Backend, op: &Op) -> Result<()> {
     match op {
-        Op::CreateSecret(..) | Op::UpdateSecret(_) => {}
+        Op::CreateSecret(..) | Op::RotateSecret(..) | Op::UpdateSecret(_) => {}
         Op::AddPrincipal(w) => {
             b.principal_add(&PrincipalSpec {
                 name: w.name.clone(),
@@ -132,7 +194,9 @@ fn run_op(b: &Backend, op: &Op) -> Result<()> {
             b.revoke(name, pattern)?;
         }
         Op::Grant(name, g) => {
-            b.grant(name, g)?;
+            for w in b.grant_warned(name, g)?.warnings {
+                eprintln!("warning: grant {} to {name}: {w}", g.pattern);
+            }
         }
         Op::AddTeam(t) => {
             b.team_add(t)?;

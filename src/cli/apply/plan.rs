@@ -42,6 +42,8 @@ pub enum Op {
     CreateSecret(WantSecret, ValueSource),
     /// Change a secret's metadata (the value is kept).
     UpdateSecret(WantSecret),
+    /// Write a new version from the source (the value differs), with the metadata.
+    RotateSecret(WantSecret, ValueSource),
     /// Add or replace a principal.
     AddPrincipal(WantPrincipal),
     /// Remove all grants of a pattern.
@@ -94,6 +96,8 @@ pub struct Current {
     pub principals: Vec<Principal>,
     /// The caller's own principal, never pruned.
     pub me: Option<String>,
+    /// Existing secrets whose manifest value differs from the stored one (by fingerprint).
+    pub rotate: BTreeSet<(Scope, String)>,
 }
 
 /// Compares the manifest with the store.
@@ -105,10 +109,9 @@ pub fn plan(m: &Manifest, cur: &Current, prune: bool) -> Result<Vec<Step>> {
         .map(|s| ((s.scope.clone(), s.name.clone()), s))
         .collect();
     for w in &m.secrets {
-        steps.push(secret_step(
-            w,
-            by_key.get(&(w.scope.clone(), w.name.clone())),
-        )?);
+        let key = (w.scope.clone(), w.name.clone());
+        let rotate = cur.rotate.contains(&key);
+        steps.push(secret_step(w, by_key.get(&key), rotate)?);
     }
     let people: BTreeMap<&str, &Principal> = cur
         .principals
@@ -137,7 +140,7 @@ fn step(change: Change, kind: &'static str, name: String, details: Vec<String>) 
     }
 }
 
-fn secret_step(w: &WantSecret, have: Option<&&SecretMeta>) -> Result<Step> {
+fn secret_step(w: &WantSecret, have: Option<&&SecretMeta>, rotate: bool) -> Result<Step> {
     let name = format!("{}/{}", w.scope, w.name);
     let Some(have) = have else {
         let src = w.value.clone().ok_or_else(|| {
@@ -171,11 +174,18 @@ fn secret_step(w: &WantSecret, have: Option<&&SecretMeta>) -> Result<Step> {
     if w.max_age_days.is_some() && w.max_age_days != have.max_age_days {
         diff.push("max_age_days".to_owned());
     }
+    let rotate = w.value.clone().filter(|_| rotate);
+    if rotate.is_some() {
+        diff.insert(0, "~ value".to_owned());
+    }
     if diff.is_empty() {
         return Ok(step(Change::Unchanged, "secret", name, diff));
     }
     let mut s = step(Change::Update, "secret", name, diff);
-    s.ops.push(Op::UpdateSecret(w.clone()));
+    s.ops.push(match rotate {
+        Some(src) => Op::RotateSecret(w.clone(), src),
+        None => Op::UpdateSecret(w.clone()),
+    });
     Ok(s)
 }
 

@@ -9,7 +9,7 @@ mod reports;
 mod tools;
 pub mod upstream;
 
-pub use reports::{ApplyArgs, IntegrationsArgs, ReportCommand, RotationArgs};
+pub use reports::{ApplyArgs, IntegrationsArgs, ReportCommand, RotationArgs, UnusedArgs};
 pub use tools::{
     CheckArgs, ExportArgs, ExportFormat, ImportArgs, ImportFormat, InjectArgs, RunArgs,
 };
@@ -81,8 +81,24 @@ pub enum Command {
     Ls(LsArgs),
     /// Show a secret's metadata and versions (never its value)
     Show(NameArgs),
-    /// Delete a secret and all its versions
+    /// Delete a secret and all its versions (refused while referenced, unless --force)
+    #[command(
+        long_about = "Delete a secret and all its versions. Refused (exit 7) while anything \
+                      refers to it: grants (exact or a glob that matches), apply manifests, \
+                      env files and templates that resolved it, remote bindings; the refusal \
+                      lists them and who read the value in the last 30 days. --force deletes \
+                      anyway and lists what it broke."
+    )]
     Rm(RmArgs),
+    /// What refers to a secret, and who read it in the last 30 days
+    #[command(
+        long_about = "List what refers to a secret: grants naming it or a glob matching it, \
+                      apply manifests, run --env-file files and inject templates that \
+                      resolved it (path, principal, uid, last time), remote bindings; and the \
+                      principals that read its value in the last 30 days (from the audit \
+                      log). Owners and members."
+    )]
+    Refs(NameArgs),
     /// List the kept versions of a secret
     #[command(
         long_about = "List the kept versions of a secret, newest first (the table and --json \
@@ -288,7 +304,7 @@ pub struct RmArgs {
     /// The secret.
     #[command(flatten)]
     pub secret: NameArgs,
-    /// Delete even when grants name the secret
+    /// Delete even when referenced (then lists what it broke)
     #[arg(long)]
     pub force: bool,
 }

@@ -12,15 +12,24 @@ pub const REPORT_LONG_HELP: &str = "\
     age of the current version in days and max_age_days.\n\n\
     rotation: secrets whose current version is older than its policy: max_age_days when \
     set, else 60 days for token and bearer, 90 for credentials and oauth, none for plain, \
-    url and env_var. A certificate is due at its X.509 notAfter, read from its PEM value \
-    (an audited value read; a caller who may not read it sees the certificate as unknown). \
-    --days N also lists what falls due within N days. Exits 0 even when items are due.\n\n\
-    integrations: a TOML file of integrations and the secrets each needs:\n\n\
+    url and env_var. A certificate is due at its X.509 notAfter, which the store parses \
+    from its PEM value without handing the value out (not a value read: nothing is \
+    audited, last_used does not move, members may run it). --days N also lists what falls \
+    due within N days. Exits 0 even when items are due.\n\n\
+    unused: secrets never read; with --days N also those last read N or more days ago.\n\n\
+    duplicates: secrets whose current values are equal, found by keyed fingerprint (a MAC \
+    under a key of the store; no value is read, shown or derivable).\n\n\
+    Reports, check and metadata reads never move last_used.\n\n\
+    integrations: a TOML file of integrations and the secrets each needs, in either form:\n\n\
+    \x20   github = [\"github-api-token\", \"github-webhook-secret\"]\n\n\
     \x20   [[integration]]\n\
     \x20   name = \"github\"\n\
     \x20   requires = [\"github-pat\", \"team:ci/gh-app#private_key\"]\n\n\
-    Names are [scope/]NAME[#field] and resolve as `check` does. Exits 3 when something is \
-    missing, 2 naming the line when the file does not parse.";
+    Names are [scope/]NAME[#field] and resolve as `check` does. A secret counts for an \
+    integration when it is untagged or tagged with that integration (one tagged jira does \
+    not count for github); for an agent, names its grants do not cover are `not granted`. \
+    Each integration also lists the secrets tagged with it (`available`). Exits 3 when \
+    something is missing, 2 naming the line when the file does not parse.";
 
 /// The long `--help` of `apply`.
 pub const APPLY_LONG_HELP: &str = "\
@@ -44,8 +53,11 @@ pub const APPLY_LONG_HELP: &str = "\
     \x20   [[team]]\n\
     \x20   name = \"ci\"\n\
     \x20   members = [\"deploy-bot\"]\n\n\
-    A value is written only when the secret does not exist yet (its source is read only \
-    then); to change a value later use `tresor set`. Keys a secret leaves out are left as \
+    A value is written when the secret does not exist yet, and again when an `env:` or \
+    `file:` source yields a value that differs from the stored one (compared by keyed \
+    fingerprint, never by reading the stored value): the plan shows `~ value` and applying \
+    writes a new version. --no-rotate keeps existing values as they are. A `prompt` value \
+    is asked for only on creation, and needs a terminal. Keys a secret leaves out are left as \
     they are. A principal's grants and a team's members are made exactly those listed. \
     Tokens are not issued by apply (`principal add --token` does that once); a principal \
     whose role, uid or gid changes is re-added, which drops a token it had (the plan says \
@@ -63,6 +75,18 @@ pub enum ReportCommand {
     Rotation(RotationArgs),
     /// Which secrets each integration in a file needs are present (exit 3 when missing)
     Integrations(IntegrationsArgs),
+    /// Secrets never read, or (with --days N) not read in the last N days
+    Unused(UnusedArgs),
+    /// Secrets that share a value (by keyed fingerprint; no value is read or shown)
+    Duplicates,
+}
+
+/// `report unused`.
+#[derive(Debug, Args)]
+pub struct UnusedArgs {
+    /// Also list secrets last read N or more days ago (default: only never-read ones)
+    #[arg(long, value_name = "N")]
+    pub days: Option<u32>,
 }
 
 /// `report rotation`.
@@ -93,4 +117,7 @@ pub struct ApplyArgs {
     /// Delete secrets, principals and teams the manifest does not list (never your own)
     #[arg(long)]
     pub prune: bool,
+    /// Never write a new value for an existing secret, even when its source's value differs
+    #[arg(long)]
+    pub no_rotate: bool,
 }
