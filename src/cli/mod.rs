@@ -5,7 +5,8 @@
 //! backend     Backend: the file (ops::Local) or the daemon (Client), both tresor::Api
 //! output      tables (comfy-table) and --json
 //! secrets     set get ls show rm history rollback
-//! keys        init passwd keyslot rekey backup
+//! keys        init passwd keyslot rekey
+//! backup      backup (through the daemon or the file), restore (checked before it lands)
 //! audit       audit, audit verify
 //! principals  principal, team
 //! daemon_ctl  daemon status lock unlock
@@ -22,13 +23,14 @@
 //! Values reach stdout only through `get` (and tokens and recovery keys, once, when made).
 //!
 //! Commands go to the daemon when one answers on the socket (an agent sends its token from
-//! `TRESOR_TOKEN`), else to the file. `init`, `passwd`, `keyslot`, `rekey` and `backup` always
+//! `TRESOR_TOKEN`), else to the file. `init`, `passwd`, `keyslot`, `rekey` and `restore` always
 //! work on the file: the daemon's API has no endpoints for them.
 
 mod apply;
 pub mod args;
 mod audit;
 pub mod backend;
+mod backup;
 mod cert;
 mod check;
 mod daemon_ctl;
@@ -119,7 +121,8 @@ fn dispatch(ctx: &Ctx, command: &Command) -> Result<ExitCode> {
         Command::Passwd(a) => keys::passwd(ctx, a),
         Command::Keyslot(c) => keys::keyslot(ctx, c),
         Command::Rekey => keys::rekey(ctx),
-        Command::Backup(a) => keys::backup(ctx, a),
+        Command::Backup(a) => backup::backup(ctx, a),
+        Command::Restore(a) => backup::restore(ctx, a),
         Command::Audit(a) => audit::audit(ctx, a),
         Command::Principal(c) => principals::principal(ctx, c),
         Command::Team(c) => principals::team(ctx, c),

@@ -28,6 +28,7 @@
 
 mod api;
 pub mod audit;
+pub mod backup;
 mod encode;
 pub mod export;
 pub mod principals;
@@ -191,12 +192,13 @@ const fn route<E: Endpoint>() -> (&'static str, &'static str) {
 macro_rules! route_table {
     ($($op:ty),*) => {
         /// Every (method, path) the daemon serves, in OpenAPI path syntax: the session
-        /// endpoints, the OpenAPI document, then every [`Operation`].
+        /// endpoints, the OpenAPI document, the backup, then every [`Operation`].
         pub const ROUTES: &[(&str, &str)] = &[
             route::<session::Status>(),
             route::<session::Unlock>(),
             route::<session::Lock>(),
             ("GET", OPENAPI_PATH),
+            route::<backup::Backup>(),
             $(route::<$op>(),)*
         ];
     };

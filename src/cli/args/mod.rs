@@ -122,8 +122,10 @@ pub enum Command {
     Keyslot(KeyslotCommand),
     /// Make a new data key and re-seal everything (removes the other keyslots)
     Rekey,
-    /// Write a consistent copy of the store to a new file
+    /// Write a consistent copy of the store to a new file (through the daemon when one runs)
     Backup(BackupArgs),
+    /// Check a backup (it opens, unlocks, its audit chain verifies) and make it the store
+    Restore(RestoreArgs),
     /// Show the audit log, or verify its chain
     Audit(AuditArgs),
     /// Manage principals (owners, members, agents) and their grants
@@ -349,6 +351,19 @@ pub struct KeyslotAddArgs {
 pub struct BackupArgs {
     /// The new file (never overwritten)
     pub out: PathBuf,
+}
+
+/// `restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup file (made by `tresor backup`)
+    pub backup: PathBuf,
+    /// Where to restore it (default: the store, `--store` / `TRESOR_STORE`)
+    #[arg(long)]
+    pub to: Option<PathBuf>,
+    /// Replace an existing store (never one a running daemon holds: stop it first)
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `audit`.
