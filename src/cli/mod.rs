@@ -10,7 +10,7 @@
 //! audit       audit, audit verify
 //! principals  principal, team
 //! daemon_ctl  daemon status lock unlock
-//! run         run (env injection; mask: streaming masking of its output)
+//! run         run (env injection; mask: streaming masking of its output); watch: run --watch
 //! mcp         mcp: the Model Context Protocol server (rmcp) over run's and the Backend's code
 //! inject      inject (templates); check (pre-flight)
 //! import      import (dotenv: the parser shared with run --env-file); export
@@ -49,6 +49,7 @@ mod report;
 mod run;
 mod secrets;
 mod upstream;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

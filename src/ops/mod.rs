@@ -35,6 +35,7 @@ pub mod principals;
 pub mod secrets;
 pub mod session;
 pub mod upstream;
+pub mod watch;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -179,7 +180,8 @@ macro_rules! __tresor_operations {
             $crate::ops::upstream::ProviderPut,
             $crate::ops::upstream::ProviderDelete,
             $crate::ops::upstream::RemotePut,
-            $crate::ops::upstream::Sync
+            $crate::ops::upstream::Sync,
+            $crate::ops::watch::Watch
         );
     };
 }

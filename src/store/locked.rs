@@ -106,6 +106,7 @@ impl LockedStore {
             unlocked_slot: RwLock::new((id, crate::crypto::Locked::new(kek))),
             principals: RwLock::new(principals::Cache::default()),
             principal_writes: std::sync::Mutex::new(()),
+            changes: super::changes::Changes::new(),
         };
         drop(dk);
         store.check_audit_head()?;

@@ -17,6 +17,7 @@
 //! in the clear, and a lookup is one point get.
 
 mod audit;
+mod changes;
 mod db;
 mod keys;
 mod keyslots;
@@ -93,6 +94,8 @@ pub struct Store {
     principals: RwLock<principals::Cache>,
     /// Serializes principal changes (read, write, commit, cache reload).
     principal_writes: std::sync::Mutex<()>,
+    /// The change generation that watchers wait on.
+    changes: changes::Changes,
 }
 
 impl std::fmt::Debug for Store {
@@ -285,6 +288,7 @@ impl Store {
             unlocked_slot: RwLock::new((0, crate::crypto::Locked::new(kek))),
             principals: RwLock::new(principals::Cache::default()),
             principal_writes: std::sync::Mutex::new(()),
+            changes: changes::Changes::new(),
         };
         let txn = store.db.begin_write()?;
         {

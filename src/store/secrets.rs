@@ -297,6 +297,7 @@ impl Store {
         let metas: Vec<SecretMeta> = metas.into_iter().map(|(_, m)| m).collect();
         audit::append(self, &txn, &entries)?;
         self.db.commit(txn)?;
+        self.changed();
         Ok(metas)
     }
 
@@ -345,6 +346,7 @@ impl Store {
             )],
         )?;
         self.db.commit(txn)?;
+        self.changed();
         Ok(())
     }
 
@@ -420,6 +422,7 @@ impl Store {
             ],
         )?;
         self.db.commit(txn)?;
+        self.changed();
         Ok(meta.to_meta())
     }
 

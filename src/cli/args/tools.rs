@@ -99,6 +99,34 @@ pub struct RunArgs {
     /// Leave the child's output alone (it keeps our terminal)
     #[arg(long)]
     pub no_mask: bool,
+    /// Restart the command with the new values when a new version of an injected secret
+    /// appears (a rotation, a rollback, an upstream refresh)
+    #[arg(long)]
+    pub watch: bool,
+    /// With --watch: how long the command has to exit after SIGTERM before it is killed
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10s",
+        requires = "watch"
+    )]
+    pub grace: String,
+    /// With --watch: wait this long after a change for more changes before restarting once
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "1s",
+        requires = "watch"
+    )]
+    pub debounce: String,
+    /// With --watch on the file (no daemon): how often to look for changes
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "2s",
+        requires = "watch"
+    )]
+    pub poll: String,
     /// The command and its arguments, after --
     #[arg(
         required = true,
