@@ -2,7 +2,7 @@
 //! have changed (the store's change generation moved) or when its timeout passes, never
 //! because of reads; it answers at once when the store is locked under it; policy applies to
 //! the versions it reports.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::many_single_char_names)]
 
 #[path = "daemon_common/mod.rs"]
 mod common;
