@@ -134,6 +134,7 @@ fn dispatch(ctx: &Ctx, command: &Command) -> Result<ExitCode> {
         Command::Status => daemon_ctl::status(ctx),
         Command::Lock => daemon_ctl::lock(ctx),
         Command::Unlock => daemon_ctl::unlock(ctx),
+        Command::Man(a) => man(ctx, &a.outdir),
         Command::Completions(a) => {
             let mut cmd = Cli::command();
             clap_complete::generate(a.shell, &mut cmd, "tresor", &mut std::io::stdout());
@@ -141,6 +142,32 @@ fn dispatch(ctx: &Ctx, command: &Command) -> Result<ExitCode> {
         }
     };
     done.map(|()| ExitCode::SUCCESS)
+}
+
+/// `man OUTDIR`: a page per command, from the same clap definitions as `--help`.
+fn man(ctx: &Ctx, outdir: &Path) -> Result<()> {
+    let failed =
+        |e| crate::Error::internal(format!("cannot write man pages to {}", outdir.display()), e);
+    std::fs::create_dir_all(outdir).map_err(failed)?;
+    clap_mangen::generate_to(Cli::command(), outdir).map_err(failed)?;
+    let mut pages: Vec<String> = std::fs::read_dir(outdir)
+        .map_err(failed)?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("tresor") && n.ends_with(".1"))
+        .collect();
+    pages.sort();
+    if ctx.json() {
+        return output::print_json(
+            &serde_json::json!({ "dir": outdir.display().to_string(), "pages": pages }),
+        );
+    }
+    eprintln!(
+        "wrote {} man pages to {} (try `man tresor`, or `man -l {}/tresor.1`)",
+        pages.len(),
+        outdir.display(),
+        outdir.display()
+    );
+    Ok(())
 }
 
 /// Prints the warning every open of an `--insecure-kdf` store gets.

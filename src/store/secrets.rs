@@ -570,7 +570,9 @@ fn apply_set(
     if req.integration.is_some() {
         rec.integration = req.integration;
     }
+    // A label given with an empty value is removed (`--meta k=`, `--unset-meta k`).
     rec.meta.extend(req.meta);
+    rec.meta.retain(|_, v| !v.is_empty());
     if req.max_age_days.is_some() {
         rec.max_age_days = req.max_age_days;
     }

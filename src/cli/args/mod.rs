@@ -151,6 +151,8 @@ pub enum Command {
     Unlock,
     /// Print a shell completion script
     Completions(CompletionsArgs),
+    /// Write man pages (tresor.1 and one per subcommand) into a directory
+    Man(ManArgs),
 }
 
 /// `init`.
@@ -195,9 +197,12 @@ pub struct SetArgs {
     /// An integration tag (github, aws, ...)
     #[arg(long, value_name = "TAG")]
     pub integration: Option<String>,
-    /// A label, merged into the current ones (repeatable)
+    /// A label, merged into the current ones; KEY= (empty) removes it (repeatable)
     #[arg(long = "meta", value_name = "KEY=VALUE")]
     pub meta: Vec<String>,
+    /// Remove a label (repeatable; same as --meta KEY=)
+    #[arg(long = "unset-meta", value_name = "KEY")]
+    pub unset_meta: Vec<String>,
     /// Rotation policy in days
     #[arg(long, value_name = "DAYS")]
     pub max_age_days: Option<u32>,
@@ -469,7 +474,7 @@ pub struct PrincipalAddArgs {
 pub enum RoleArg {
     /// Everything
     Owner,
-    /// Metadata, check and reports; values of its own user: scope
+    /// Metadata, check and reports; its personal secrets (user:<self>): values and writes
     Member,
     /// Values of the secrets its grants cover
     Agent,
@@ -527,4 +532,11 @@ pub struct CompletionsArgs {
     /// The shell
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+/// `man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The directory (created if missing), e.g. /usr/local/share/man/man1
+    pub outdir: PathBuf,
 }
