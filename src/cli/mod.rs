@@ -44,6 +44,7 @@ mod mask;
 mod mcp;
 mod output;
 mod principals;
+mod progress;
 mod reference;
 mod report;
 mod run;
