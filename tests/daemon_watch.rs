@@ -99,3 +99,44 @@ fn locking_answers_a_waiting_watch_at_once() {
         "the watch held on for {took:?}"
     );
 }
+
+#[test]
+fn an_agent_watches_only_what_its_grants_cover_and_denials_are_audited() {
+    use tresor::{Grant, PrincipalSpec, Role};
+    let d = TestDaemon::start(|s| {
+        put(s, "github-pat", "ghp");
+        put(s, "aws-key", "aws");
+    });
+    let owner = d.client();
+    let (_, token) = owner
+        .principal_add(&PrincipalSpec {
+            name: "watch-bot".into(),
+            role: Role::Agent,
+            uid: None,
+            gid: None,
+            token: true,
+        })
+        .unwrap();
+    let grant = Grant {
+        pattern: "github-*".into(),
+        scope: None,
+        expires: None,
+    };
+    owner.grant("watch-bot", &grant).unwrap();
+    let bot = tresor::Client::new(&d.socket)
+        .unwrap()
+        .with_token(&token.unwrap())
+        .unwrap();
+    let ok = Api::call(&bot, watch("github-pat", None, None)).unwrap();
+    assert_eq!(ok.secrets[0].version, Some(1));
+    let e = Api::call(&bot, watch("github-pat,aws-key", None, None)).unwrap_err();
+    assert_eq!(e.code().to_string(), "permission_denied");
+    let denied = owner
+        .audit(&tresor::AuditQuery {
+            principal: Some("watch-bot".into()),
+            outcome: Some(tresor::Outcome::Denied),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(denied.iter().any(|r| r.name.as_deref() == Some("aws-key")));
+}
