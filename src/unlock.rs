@@ -3,7 +3,8 @@
 //! files, recovery-key detection, and the prompts with their wording.
 //!
 //! ```text
-//! --passphrase-fd N | --passphrase-file PATH | --keyfile PATH     (at most one; clap says so)
+//! --passphrase-fd N | --passphrase-file PATH | --keyfile PATH
+//!   | --unlock-credential NAME                                      (at most one; clap says so)
 //! else TRESOR_PASSPHRASE, warned about          (tresor only: see PassphraseEnv)
 //! else a no-echo prompt on the terminal         ("passphrase (or recovery key) for PATH: ")
 //! ```
@@ -35,7 +36,15 @@ pub struct UnlockArgs {
     /// Unlock with this key file instead of a passphrase
     #[arg(long, value_name = "PATH", group = "unlock_source")]
     pub keyfile: Option<PathBuf>,
+    /// Unlock with the systemd credential NAME (a `keyslot add --systemd-creds NAME` slot),
+    /// read from $CREDENTIALS_DIRECTORY as `LoadCredentialEncrypted=` hands it to a service
+    #[arg(long, value_name = "NAME", group = "unlock_source")]
+    pub unlock_credential: Option<String>,
 }
+
+/// The variable systemd sets, for a service, to the directory holding its decrypted
+/// credentials (`LoadCredential=`, `LoadCredentialEncrypted=`).
+pub const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
 
 /// Whether `TRESOR_PASSPHRASE` is a source, after the flags and before a prompt.
 ///
@@ -74,7 +83,10 @@ impl<'a> NewPassphrase<'a> {
 impl UnlockArgs {
     /// Whether no flag names a source.
     pub fn is_empty(&self) -> bool {
-        self.passphrase_fd.is_none() && self.passphrase_file.is_none() && self.keyfile.is_none()
+        self.passphrase_fd.is_none()
+            && self.passphrase_file.is_none()
+            && self.keyfile.is_none()
+            && self.unlock_credential.is_none()
     }
 
     /// The passphrase `--passphrase-fd` or `--passphrase-file` gives, else `TRESOR_PASSPHRASE`
@@ -119,8 +131,56 @@ impl UnlockArgs {
                 path, "key file",
             )?)));
         }
+        if let Some(name) = &self.unlock_credential {
+            return Ok(Some(UnlockSecret::Credential(read_credential(name)?)));
+        }
         Ok(self.passphrase(env)?.map(classify))
     }
+}
+
+/// Reads the systemd credential `name` from `$CREDENTIALS_DIRECTORY`, refusing it when group
+/// or others may read it (systemd makes it 0400 for the service's user).
+///
+/// # Errors
+/// `InvalidArgument` when `name` is not a plain file name, the variable is not set (not run by
+/// systemd with a credential), or the file cannot be read; `PermissionDenied` as for key files.
+pub fn read_credential(name: &str) -> Result<SecretBytes> {
+    check_credential_name(name)?;
+    let dir = std::env::var_os(CREDENTIALS_DIRECTORY).ok_or_else(|| {
+        Error::invalid(
+            "unlock credential",
+            format!(
+                "${CREDENTIALS_DIRECTORY} is not set; systemd sets it for a service with \
+                 `LoadCredentialEncrypted={name}:PATH` (see the README's unit file)"
+            ),
+        )
+    })?;
+    let bytes = read_private_file(&Path::new(&dir).join(name), "credential")?;
+    if bytes.len() < 32 {
+        return Err(Error::invalid(
+            "credential",
+            format!(
+                "{name} holds {} bytes; tresor's credentials hold at least 32 random bytes \
+                 (made by `tresor keyslot add --systemd-creds {name}`)",
+                bytes.len()
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Refuses a credential name that is not a plain file name.
+///
+/// # Errors
+/// `InvalidArgument` naming the rule.
+pub fn check_credential_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." || name.len() > 255 {
+        return Err(Error::invalid(
+            "credential name",
+            format!("{name:?}: systemd credential names are plain file names, such as `tresor`"),
+        ));
+    }
+    Ok(())
 }
 
 /// What unlocks `store` for `tresor`: the flags, else `TRESOR_PASSPHRASE`, else a prompt.

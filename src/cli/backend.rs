@@ -8,6 +8,9 @@ use crate::ops::{Api, Local, Operation};
 use crate::types::{Channel, SecretValue, SetRequest, ValueRef};
 
 /// The file or the daemon.
+// One per process, made once: the size of the `Local` variant (the unlocked store) costs
+// nothing, and boxing it would only add an indirection to every call.
+#[allow(clippy::large_enum_variant)]
 pub enum Backend {
     /// The store file, unlocked in this process.
     Local(Local),

@@ -130,8 +130,8 @@ pub(super) fn unlock(ctx: &Ctx) -> Result<()> {
     let UnlockSecret::Passphrase(p) = secret else {
         return Err(Error::invalid(
             "unlock source",
-            "the daemon unlocks with a passphrase; to use a key file, start it with \
-             `tresor daemon --keyfile PATH`",
+            "the daemon unlocks with a passphrase; to use a key file or a systemd credential, \
+             start it with `tresor daemon --keyfile PATH` or `--unlock-credential NAME`",
         ));
     };
     let s = c.unlock(&p)?;

@@ -30,11 +30,11 @@ fn kdf_choice(args: &InitArgs) -> KdfChoice {
 /// `init`.
 pub fn init(ctx: &Ctx, args: &InitArgs) -> Result<()> {
     let path = ctx.store_path();
-    if ctx.global().unlock.keyfile.is_some() {
+    if ctx.global().unlock.keyfile.is_some() || ctx.global().unlock.unlock_credential.is_some() {
         return Err(Error::invalid(
             "keyfile",
-            "init protects a new store with a passphrase; add a key file afterwards with \
-             `tresor keyslot add --keyfile PATH`",
+            "init protects a new store with a passphrase; add a key file or a systemd \
+             credential afterwards with `tresor keyslot add --keyfile PATH | --systemd-creds NAME`",
         ));
     }
     if path.exists() {
@@ -121,6 +121,7 @@ fn create_keyfile(path: &Path) -> Result<SecretBytes> {
 fn keyslot_add(ctx: &Ctx, args: &KeyslotAddArgs) -> Result<()> {
     let d = ctx.open_direct()?;
     let mut created = None;
+    let mut sealed = None;
     let new = if let Some(path) = &args.keyfile {
         if path.exists() {
             NewKeyslot::Keyfile(read_private_file(path, "keyfile")?)
@@ -129,6 +130,14 @@ fn keyslot_add(ctx: &Ctx, args: &KeyslotAddArgs) -> Result<()> {
             created = Some(path);
             NewKeyslot::Keyfile(raw)
         }
+    } else if let Some(name) = &args.systemd_creds {
+        let out = args
+            .credential_out
+            .clone()
+            .unwrap_or_else(|| super::credential::default_out(name));
+        let key = super::credential::seal_new(name, &out)?;
+        sealed = Some((name.as_str(), out));
+        NewKeyslot::Credential(key)
     } else if args.recovery {
         NewKeyslot::Recovery
     } else {
@@ -143,11 +152,22 @@ fn keyslot_add(ctx: &Ctx, args: &KeyslotAddArgs) -> Result<()> {
             if let Some(path) = created {
                 let _ = std::fs::remove_file(path);
             }
+            if let Some((_, out)) = &sealed {
+                let _ = std::fs::remove_file(out);
+            }
             return Err(e);
         }
     };
     if let Some(path) = created {
         eprintln!("created key file {} (mode 0600)", path.display());
+    }
+    if let Some((name, out)) = &sealed {
+        eprintln!(
+            "sealed credential {name} in {} (systemd-creds); in the unit: \
+             LoadCredentialEncrypted={name}:{} and tresord --unlock-credential {name}",
+            out.display(),
+            out.display()
+        );
     }
     if ctx.json() {
         let key = recovery

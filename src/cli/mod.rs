@@ -33,6 +33,7 @@ pub mod backend;
 mod backup;
 mod cert;
 mod check;
+mod credential;
 mod daemon_ctl;
 mod dotenv;
 mod export;

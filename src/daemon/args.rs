@@ -54,9 +54,28 @@ pub struct DaemonArgs {
     /// store, for `tresor audit verify --head FILE`
     #[arg(long, value_name = "PATH")]
     pub audit_head_file: Option<PathBuf>,
+    /// Keep this much audit log (e.g. 90d): older records are pruned at start and hourly,
+    /// leaving a sealed checkpoint (`tresor audit export` them first for a SIEM)
+    #[arg(long, value_name = "DURATION", value_parser = parse_retention)]
+    pub audit_retention: Option<Duration>,
     /// Log format on stderr
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+/// Parses `--audit-retention`: a duration of at least a second (e.g. `90d`, `52w`).
+///
+/// # Errors
+/// A message naming the accepted forms.
+fn parse_retention(s: &str) -> std::result::Result<Duration, String> {
+    let d = parse_duration(s).map_err(|e| match e {
+        Error::InvalidArgument { reason, .. } => reason,
+        other => other.to_string(),
+    })?;
+    if d < Duration::from_secs(1) {
+        return Err("keep at least a second of audit log (e.g. 90d)".into());
+    }
+    Ok(d)
 }
 
 /// Parses `--idle-lock`: the duration grammar of [`parse_duration`], more than zero and at
@@ -106,7 +125,10 @@ fn open_store(args: &DaemonArgs, path: &Path) -> Result<super::Opened> {
         if !args.init {
             return Err(Error::not_found("store", path.display().to_string()));
         }
-        if args.unlock.keyfile.is_some() || (args.unlock.is_empty() && !unlock::has_terminal()) {
+        if args.unlock.keyfile.is_some()
+            || args.unlock.unlock_credential.is_some()
+            || (args.unlock.is_empty() && !unlock::has_terminal())
+        {
             return Err(init_needs_passphrase());
         }
         let pass =
@@ -175,6 +197,7 @@ pub fn main_with_args(args: &DaemonArgs) -> Result<()> {
     config.idle_lock = args.idle_lock;
     config.group_commit = !args.no_group_commit;
     config.audit_head_file.clone_from(&args.audit_head_file);
+    config.audit_retention = args.audit_retention;
     tracing::info!(socket = %socket_path.display(), store = %store_path.display(), "tresord starting");
     let result = rt.block_on(async move {
         let listener = tokio::net::UnixListener::from_std(std_listener)?;

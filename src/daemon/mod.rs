@@ -22,6 +22,7 @@ mod http;
 mod probe;
 mod refresh;
 mod refusals;
+mod retention;
 mod routes;
 mod serve;
 mod session;
@@ -89,6 +90,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Append each new head of the audit chain to this file (`--audit-head-file`).
     pub audit_head_file: Option<std::path::PathBuf>,
+    /// Prune audit records older than this, at start and hourly (`--audit-retention`).
+    pub audit_retention: Option<Duration>,
 }
 
 impl Config {
@@ -102,6 +105,7 @@ impl Config {
             header_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             audit_head_file: None,
+            audit_retention: None,
         }
     }
 }

@@ -71,6 +71,13 @@ pub async fn run(
         stop_rx.clone(),
     ));
     tokio::spawn(super::probe::run(Arc::clone(&cell), stop_rx.clone()));
+    if let Some(keep) = config.audit_retention {
+        tokio::spawn(super::retention::pruner(
+            Arc::clone(&cell),
+            keep,
+            stop_rx.clone(),
+        ));
+    }
     let limits = (config.header_timeout, config.request_timeout);
     tokio::pin!(shutdown);
     tracing::info!(locked = cell.store().is_err(), "tresord serving");

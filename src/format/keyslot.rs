@@ -17,6 +17,9 @@ pub enum KeyslotKind {
     Keyfile = 2,
     /// A printed recovery key (32 random bytes).
     Recovery = 3,
+    /// 32 random bytes kept as a systemd credential (`systemd-creds encrypt`: TPM2 when
+    /// present, else the host key), handed to `tresord` in `$CREDENTIALS_DIRECTORY`.
+    SystemdCreds = 4,
 }
 
 impl KeyslotKind {
@@ -26,6 +29,7 @@ impl KeyslotKind {
             Self::Passphrase => "passphrase",
             Self::Keyfile => "keyfile",
             Self::Recovery => "recovery",
+            Self::SystemdCreds => "systemd-creds",
         }
     }
 }
@@ -34,7 +38,7 @@ impl KeyslotKind {
 ///
 /// ```text
 /// offset  size  field
-///      0     1  kind (1 passphrase, 2 keyfile, 3 recovery)
+///      0     1  kind (1 passphrase, 2 keyfile, 3 recovery, 4 systemd-creds)
 ///      1     1  kdf (0 none: BLAKE3 derive_key of 256-bit input; 1 argon2id)
 ///      2     4  memory KiB        (0 when kdf = 0)
 ///      6     4  iterations        (0 when kdf = 0)
@@ -139,6 +143,7 @@ impl KeyslotRecord {
             1 => KeyslotKind::Passphrase,
             2 => KeyslotKind::Keyfile,
             3 => KeyslotKind::Recovery,
+            4 => KeyslotKind::SystemdCreds,
             _ => return Err(fail()),
         };
         let word = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
@@ -148,7 +153,7 @@ impl KeyslotRecord {
                 iterations: word(6),
                 parallelism: word(10),
             }),
-            (KeyslotKind::Keyfile | KeyslotKind::Recovery, 0)
+            (KeyslotKind::Keyfile | KeyslotKind::Recovery | KeyslotKind::SystemdCreds, 0)
                 if b[2..14].iter().all(|&x| x == 0) =>
             {
                 None

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::audit::{AuditVerify, Head};
+use super::audit::{AuditExport, AuditPrune, AuditVerify, Head};
 use super::export::{Export, ExportItem};
 use super::principals::{PrincipalDelete, PrincipalGet, PrincipalPut, Principals};
 use super::secrets::{Check, Delete, Env, GetValue, List, Rollback, Set, Show};
@@ -12,8 +12,8 @@ use crate::error::Result;
 use crate::protocol::{Deleted, EnvItem, PrincipalOp, PrincipalResponse, decode_map};
 use crate::store::Store;
 use crate::types::{
-    Actor, AuditHead, AuditQuery, AuditRecord, Channel, CheckResult, ListFilter, Scope,
-    SecretBytes, SecretMeta, SecretValue, SetRequest, ValueRef, VerifyReport, VersionInfo,
+    Actor, AuditHead, AuditQuery, AuditRecord, Channel, CheckResult, ListFilter, PruneReport,
+    Scope, SecretBytes, SecretMeta, SecretValue, SetRequest, ValueRef, VerifyReport, VersionInfo,
 };
 use crate::types::{Grant, Principal, PrincipalSpec};
 
@@ -91,7 +91,17 @@ pub trait Api {
     /// # Errors
     /// As the operation.
     fn list(&self, filter: &ListFilter) -> Result<Vec<SecretMeta>> {
-        Ok(self.call(List::from(filter))?.secrets)
+        let mut req = List::from(filter);
+        let mut out = Vec::new();
+        // A daemon that pages answers with `next`: follow it to the end.
+        loop {
+            let page = self.call(req.clone())?;
+            out.extend(page.secrets);
+            match page.next {
+                Some(next) => req.after = Some(next),
+                None => return Ok(out),
+            }
+        }
     }
 
     /// Metadata and kept versions of one secret.
@@ -225,6 +235,23 @@ pub trait Api {
     /// `PermissionDenied` for non-owners.
     fn audit_head(&self) -> Result<AuditHead> {
         self.call(Head {})
+    }
+
+    /// Removes the audit records older than `prune.before` or `prune.keep_days` days,
+    /// leaving a checkpoint.
+    ///
+    /// # Errors
+    /// `PermissionDenied` for non-owners; `InvalidArgument` unless exactly one is given.
+    fn audit_prune(&self, prune: AuditPrune) -> Result<PruneReport> {
+        self.call(prune)
+    }
+
+    /// One page of an audit export (oldest first), audited as `export`.
+    ///
+    /// # Errors
+    /// `PermissionDenied` for non-owners.
+    fn audit_export(&self, page: AuditExport) -> Result<Vec<AuditRecord>> {
+        Ok(self.call(page)?.records)
     }
 
     /// Every principal and team.

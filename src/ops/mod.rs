@@ -171,6 +171,8 @@ macro_rules! __tresor_operations {
             $crate::ops::audit::Audit,
             $crate::ops::audit::AuditVerify,
             $crate::ops::audit::Head,
+            $crate::ops::audit::AuditPrune,
+            $crate::ops::audit::AuditExport,
             $crate::ops::principals::Principals,
             $crate::ops::principals::PrincipalGet,
             $crate::ops::principals::PrincipalPut,

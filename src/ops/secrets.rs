@@ -41,8 +41,39 @@ pub struct List {
     /// Names containing this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub q: Option<String>,
+    /// At most this many (1 to [`LIST_LIMIT_MAX`]); the answer's `next` names the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// The `next` of the previous page: an opaque cursor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
 }
 endpoint!(List, Get "/v1/secrets" => SecretList);
+
+/// The largest page of a listing.
+pub const LIST_LIMIT_MAX: usize = 10_000;
+
+/// The cursor after `(scope, name)`: opaque to clients (base64url of the scope and the name).
+fn cursor(scope: &Scope, name: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{scope}\n{name}"))
+}
+
+fn parse_cursor(s: &str) -> Result<(Scope, String)> {
+    use base64::Engine;
+    let bad = || {
+        Error::invalid(
+            "after",
+            "not a cursor: pass the `next` of the previous page",
+        )
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(raw).map_err(|_| bad())?;
+    let (scope, name) = text.split_once('\n').ok_or_else(bad)?;
+    Ok((scope.parse().map_err(|_| bad())?, name.to_owned()))
+}
 
 impl From<&ListFilter> for List {
     fn from(f: &ListFilter) -> Self {
@@ -51,6 +82,8 @@ impl From<&ListFilter> for List {
             secret_type: f.secret_type,
             integration: f.integration.clone(),
             q: f.query.clone(),
+            limit: None,
+            after: None,
         }
     }
 }
@@ -63,9 +96,22 @@ impl Operation for List {
             integration: self.integration,
             query: self.q,
         };
-        Ok(SecretList {
-            secrets: cx.store.list(cx.actor, &filter)?,
-        })
+        if let Some(l) = self.limit
+            && !(1..=LIST_LIMIT_MAX).contains(&l)
+        {
+            return Err(Error::invalid(
+                "limit",
+                format!("{l}: a page holds 1 to {LIST_LIMIT_MAX} secrets"),
+            ));
+        }
+        let after = self.after.as_deref().map(parse_cursor).transpose()?;
+        let (secrets, more) = cx
+            .store
+            .list_page(cx.actor, &filter, after.as_ref(), self.limit)?;
+        let next = more
+            .then(|| secrets.last().map(|m| cursor(&m.scope, &m.name)))
+            .flatten();
+        Ok(SecretList { secrets, next })
     }
 }
 

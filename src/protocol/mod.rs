@@ -74,6 +74,9 @@ pub struct UnlockRequest {
 pub struct SecretList {
     /// The secrets' metadata.
     pub secrets: Vec<SecretMeta>,
+    /// The cursor of the next page (pass it as `after`), while more remain after a `limit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// `GET /v1/secrets/{name}/value` response.

@@ -55,6 +55,31 @@ impl From<&AuditEntry> for EntryRec {
 }
 
 impl EntryRec {
+    /// When it happened, in microseconds since the epoch.
+    pub(super) fn time_micros(&self) -> i64 {
+        self.time
+    }
+
+    /// What happened.
+    pub(super) fn action(&self) -> Action {
+        self.action
+    }
+
+    /// How it ended.
+    pub(super) fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+
+    /// The scope named, if any.
+    pub(super) fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    /// The name named, if any.
+    pub(super) fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
     fn into_record(self, seq: u64) -> AuditRecord {
         AuditRecord {
             seq,
@@ -83,6 +108,21 @@ fn read_head(keys: &SubKeys, store_id: &[u8; 16], bytes: Option<&[u8]>) -> Resul
         None => Ok((0, AuditLayout::genesis(&keys.audit, store_id))),
         Some(b) => open_with(keys, store_id, TableId::Meta, HEAD.as_bytes(), b),
     }
+}
+
+/// The seq of the last record, as `txn` sees it.
+///
+/// # Errors
+/// `Integrity` when the head does not open.
+pub(super) fn head_seq(store: &Store, txn: &WriteTransaction) -> Result<u64> {
+    let meta = txn.open_table(META)?;
+    let head = meta.get(HEAD)?;
+    read_head(
+        &store.keys,
+        &store.header.store_id,
+        head.as_ref().map(redb::AccessGuard::value),
+    )
+    .map(|(seq, _)| seq)
 }
 
 pub(super) fn write_head_with(
@@ -121,13 +161,11 @@ pub(super) fn append(store: &Store, txn: &WriteTransaction, entries: &[AuditEntr
     let mut buf = Vec::new();
     for e in entries {
         seq += 1;
-        let env = seal_with(
-            &store.keys,
-            id,
-            TableId::Audit,
-            &seq.to_be_bytes(),
-            &EntryRec::from(e),
-        )?;
+        let mut rec = EntryRec::from(e);
+        if let Some(path) = rec.exe.take() {
+            rec.exe = Some(store.intern_exe(txn, &path)?);
+        }
+        let env = seal_with(&store.keys, id, TableId::Audit, &seq.to_be_bytes(), &rec)?;
         let mac = AuditLayout::mac(&store.keys.audit, &prev, seq, &env);
         buf.clear();
         buf.extend_from_slice(&mac);
@@ -171,6 +209,16 @@ impl Store {
     /// `PermissionDenied` for non-owners; `Integrity` for a record that does not open.
     pub fn audit(&self, actor: &Actor, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
         self.authorize_admin(actor, Action::List, "audit")?;
+        self.audit_scan(q, None)
+    }
+
+    /// Records matching `q`, oldest first: with `first`, the oldest `first` of them (a page of
+    /// an export); else as [`Store::audit`] (`q.limit` keeps the newest).
+    pub(super) fn audit_scan(
+        &self,
+        q: &AuditQuery,
+        first: Option<usize>,
+    ) -> Result<Vec<AuditRecord>> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(AUDIT)?;
         let mut out = std::collections::VecDeque::new();
@@ -181,7 +229,8 @@ impl Store {
             let (_, env) = AuditLayout::split(v.value())
                 .ok_or_else(|| Error::integrity("audit", format!("seq {seq}")))?;
             let rec: EntryRec = self.open_row(TableId::Audit, &seq.to_be_bytes(), env)?;
-            let r = rec.into_record(seq);
+            let mut r = rec.into_record(seq);
+            r.entry.exe = r.entry.exe.take().map(|e| self.resolve_exe(e));
             let keep = q
                 .secret
                 .as_ref()
@@ -193,6 +242,9 @@ impl Store {
                 && q.until.is_none_or(|t| r.time < t);
             if keep {
                 out.push_back(r);
+                if first.is_some_and(|n| out.len() >= n) {
+                    break;
+                }
                 if q.limit.is_some_and(|l| out.len() > l) {
                     out.pop_front();
                 }
@@ -248,19 +300,39 @@ impl Store {
         let id = &self.header.store_id;
         let txn = self.db.begin_read()?;
         let table = txn.open_table(AUDIT)?;
-        let mut prev = AuditLayout::genesis(&self.keys.audit, id);
+        // After a prune the walk starts at the checkpoint (see `retention`).
+        let Ok(base) = super::retention::read_base_ro(&self.keys, id, &txn) else {
+            return Ok(VerifyReport {
+                ok: false,
+                records: 0,
+                first_broken_seq: Some(1),
+                head_mismatch: None,
+                pruned_records: None,
+                pruned_before_seq: None,
+            });
+        };
+        let mut prev = base.mac;
         let mut records = 0u64;
-        // Whether the witnessed head was met on the way (its seq with its MAC).
-        let mut met = witnessed.is_some_and(|w| w.seq == Some(0) && w.mac == prev);
+        // Whether the witnessed head was met on the way (its seq with its MAC). A head
+        // witnessed inside the pruned range was removed with it and cannot be checked.
+        let mut met = witnessed.is_some_and(|w| match w.seq {
+            Some(s) if s < base.upto => true,
+            Some(s) => s == base.upto && w.mac == prev,
+            None => w.mac == prev,
+        });
+        let pruned = (base.upto > 0).then_some(base.pruned);
+        let pruned_before = (base.upto > 0).then_some(base.upto + 1);
         let broken = |seq: u64, records: u64| {
             Ok(VerifyReport {
                 ok: false,
                 records,
                 first_broken_seq: Some(seq),
                 head_mismatch: None,
+                pruned_records: pruned,
+                pruned_before_seq: pruned_before,
             })
         };
-        for (expected, row) in (1u64..).zip(table.iter()?) {
+        for (expected, row) in (base.upto + 1..).zip(table.iter()?) {
             let (k, v) = row?;
             let seq = k.value();
             if seq != expected {
@@ -291,20 +363,23 @@ impl Store {
         let head = meta.get(HEAD)?;
         let mut report =
             match read_head(&self.keys, id, head.as_ref().map(redb::AccessGuard::value)) {
-                Ok((seq, mac)) if seq == records && mac == prev => VerifyReport {
+                Ok((seq, mac)) if seq == base.upto + records && mac == prev => VerifyReport {
                     ok: true,
                     records,
                     first_broken_seq: None,
                     head_mismatch: None,
+                    pruned_records: pruned,
+                    pruned_before_seq: pruned_before,
                 },
-                _ => return broken(records + 1, records),
+                _ => return broken(base.upto + records + 1, records),
             };
         if let Some(w) = witnessed.filter(|_| !met) {
             report.ok = false;
             report.head_mismatch = Some(match w.seq {
-                Some(s) if s > records => format!(
-                    "the log ends at seq {records}, before the witnessed head at seq {s}: \
-                     records were removed (the store was rolled back to an older copy?)"
+                Some(s) if s > base.upto + records => format!(
+                    "the log ends at seq {}, before the witnessed head at seq {s}: \
+                     records were removed (the store was rolled back to an older copy?)",
+                    base.upto + records
                 ),
                 Some(s) => format!(
                     "the record at seq {s} is not the witnessed one: the log forked from the \

@@ -17,6 +17,9 @@ pub enum UnlockSecret {
     Keyfile(SecretBytes),
     /// A recovery key as printed by `keyslot add --recovery` (spaces and dashes ignored).
     Recovery(SecretBytes),
+    /// A systemd credential's contents as `tresord --unlock-credential` reads them (32 or
+    /// more bytes).
+    Credential(SecretBytes),
 }
 
 impl UnlockSecret {
@@ -26,6 +29,7 @@ impl UnlockSecret {
             Self::Passphrase(_) => KeyslotKind::Passphrase,
             Self::Keyfile(_) => KeyslotKind::Keyfile,
             Self::Recovery(_) => KeyslotKind::Recovery,
+            Self::Credential(_) => KeyslotKind::SystemdCreds,
         }
     }
 
@@ -34,17 +38,17 @@ impl UnlockSecret {
         match (self, params) {
             (Self::Passphrase(p), Some(params)) => kdf::derive(p.expose(), salt, params),
             (Self::Keyfile(bytes), None) => {
-                if bytes.len() < KEY_LEN {
-                    return Err(Error::invalid(
-                        "keyfile",
-                        format!(
-                            "{} bytes; a key file holds at least {KEY_LEN} random bytes",
-                            bytes.len()
-                        ),
-                    ));
-                }
+                at_least_a_key(bytes, "keyfile", "a key file")?;
                 Ok(stretch(
                     "tresor 2026-11 keyfile kek v1",
+                    bytes.expose(),
+                    salt,
+                ))
+            }
+            (Self::Credential(bytes), None) => {
+                at_least_a_key(bytes, "credential", "a systemd credential of tresor's")?;
+                Ok(stretch(
+                    "tresor 2026-11 systemd-creds kek v1",
                     bytes.expose(),
                     salt,
                 ))
@@ -59,6 +63,19 @@ impl UnlockSecret {
             )),
         }
     }
+}
+
+fn at_least_a_key(bytes: &SecretBytes, field: &str, what: &str) -> Result<()> {
+    if bytes.len() < KEY_LEN {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "{} bytes; {what} holds at least {KEY_LEN} random bytes",
+                bytes.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn stretch(label: &str, material: &[u8], salt: &[u8; 16]) -> Key {
@@ -161,6 +178,9 @@ pub enum NewKeyslot {
     Keyfile(SecretBytes),
     /// A new recovery key, generated and returned once.
     Recovery,
+    /// The contents of a systemd credential (32+ bytes; the CLI generates them and has
+    /// `systemd-creds encrypt` seal them to the host).
+    Credential(SecretBytes),
 }
 
 /// A keyslot as `keyslot ls` shows it.

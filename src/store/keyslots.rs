@@ -50,6 +50,12 @@ impl Store {
                 UnlockSecret::Keyfile(bytes),
                 None,
             ),
+            NewKeyslot::Credential(bytes) => (
+                KeyslotKind::SystemdCreds,
+                None,
+                UnlockSecret::Credential(bytes),
+                None,
+            ),
             NewKeyslot::Recovery => {
                 let mut raw = zeroize::Zeroizing::new([0u8; 32]);
                 fill_random(raw.as_mut_slice())?;

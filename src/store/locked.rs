@@ -107,11 +107,14 @@ impl LockedStore {
             principals: RwLock::new(principals::Cache::default()),
             principal_writes: std::sync::Mutex::new(()),
             changes: super::changes::Changes::new(),
+            noted: std::sync::Mutex::default(),
+            exes: std::sync::Mutex::default(),
         };
         drop(dk);
         store.check_audit_head()?;
         store.reload_principals()?;
         store.seal_staged(actor, id)?;
+        store.replay_reads()?;
         Ok(store)
     }
 
@@ -190,6 +193,8 @@ impl Store {
         entries.push(
             AuditEntry::new(actor, Action::Unlock, Outcome::Ok).named(format!("slot {slot}")),
         );
+        // A store from before folded `last_used`: every read so far wrote it directly.
+        self.mark_folded_if_absent(&txn)?;
         audit::append(self, &txn, &entries)?;
         self.db.commit(txn)?;
         Ok(())

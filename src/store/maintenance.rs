@@ -133,6 +133,8 @@ impl Store {
     /// `Integrity` when the audit chain or a record fails to verify (nothing is changed).
     pub fn rekey(&mut self, actor: &Actor, progress: &mut dyn FnMut(u64, u64)) -> Result<Vec<u32>> {
         self.authorize_admin(actor, Action::Rekey, "rekey")?;
+        // Notes are keyed by name hashes, which rekey changes.
+        self.fold_last_used()?;
         let report = self.audit_verify()?;
         if !report.ok {
             return Err(Error::integrity(
@@ -182,6 +184,10 @@ impl Store {
             ids
         };
         let old_keys = std::mem::replace(&mut self.keys, new_keys);
+        if let Err(e) = self.mark_folded(&txn) {
+            self.keys = old_keys;
+            return Err(e);
+        }
         let entry = AuditEntry::new(actor, Action::Rekey, Outcome::Ok)
             .named(format!("removed slots {removed_slots:?}"));
         if let Err(e) = audit::append(self, &txn, &[entry]).and_then(|()| self.db.commit(txn)) {
@@ -292,7 +298,11 @@ fn rekey_all(
         tick(&mut done);
     }
     let mut new_audit = Vec::new();
+    // A pruned chain restarts at its checkpoint, re-sealed under the new key with the new
+    // genesis MAC in place of the old `mac(upto)` (which the new key cannot reproduce).
+    let mut base = super::retention::read_base(&store.keys, id, txn)?;
     let mut prev = AuditLayout::genesis(&new.audit, id);
+    base.mac = prev;
     for row in audit.iter()? {
         let (k, v) = row?;
         let seq = k.value();
@@ -323,9 +333,13 @@ fn rekey_all(
     for (k, v) in &new_audit {
         audit.insert(*k, v.as_slice())?;
     }
-    let last = new_audit.last().map_or(0, |(s, _)| *s);
+    let last = new_audit.last().map_or(base.upto, |(s, _)| *s);
+    if base.upto > 0 {
+        super::retention::write_base(new, id, txn, &base)?;
+    }
     audit::write_head_with(new, id, txn, last, &prev)?;
     super::upstream::rekey(store, new, txn)?;
+    super::exes::rekey(store, new, txn)?;
     progress(total, total);
     Ok(())
 }

@@ -19,14 +19,18 @@
 mod audit;
 mod changes;
 mod db;
+mod exes;
 mod keys;
 mod keyslots;
+mod last_used;
+mod listing;
 mod locked;
 mod maintenance;
 mod peers;
 mod principals;
 mod read;
 mod records;
+mod retention;
 mod secrets;
 mod upstream;
 
@@ -96,6 +100,18 @@ pub struct Store {
     principal_writes: std::sync::Mutex<()>,
     /// The change generation that watchers wait on.
     changes: changes::Changes,
+    /// Value reads not yet folded into `last_used` (see `last_used.rs`).
+    noted: std::sync::Mutex<last_used::Noted>,
+    /// Interned executable paths of audit records (see `exes.rs`).
+    exes: std::sync::Mutex<exes::Exes>,
+}
+
+impl Drop for Store {
+    /// Folds the noted reads into `last_used` (best effort: what is not folded is replayed
+    /// from the audit log at the next unlock).
+    fn drop(&mut self) {
+        let _ = self.fold_last_used();
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -289,6 +305,8 @@ impl Store {
             principals: RwLock::new(principals::Cache::default()),
             principal_writes: std::sync::Mutex::new(()),
             changes: changes::Changes::new(),
+            noted: std::sync::Mutex::default(),
+            exes: std::sync::Mutex::default(),
         };
         let txn = store.db.begin_write()?;
         {
@@ -304,6 +322,7 @@ impl Store {
             txn.open_table(STAGING)?;
             drop(meta);
             store.put_first_owner(&txn, actor)?;
+            store.mark_folded_if_absent(&txn)?;
             audit::append(
                 &store,
                 &txn,

@@ -1,12 +1,12 @@
 //! Value reads: audited, and batched so that many readers share one durable commit (group
 //! commit). A value leaves the store only after the commit holding its audit record.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use redb::ReadableTable;
 
 use super::audit;
-use super::records::{SecretRec, ValueRec, now_us, value_key};
+use super::records::{ValueRec, now_us, value_key};
 use super::secrets::Sealed;
 use super::{SECRETS, Store, VALUES};
 use crate::error::{Error, Result};
@@ -29,15 +29,11 @@ pub struct ReadRequest {
     pub field: Option<String>,
 }
 
-/// A value read before the audit commit, with the metadata record it was found through: the
-/// commit moves `last_used` on that record without opening it a second time.
+/// A value read before the audit commit, with the name hash of its secret (whose `last_used`
+/// the commit notes).
 struct Hit {
     value: SecretValue,
     hash: [u8; 32],
-    /// The opened record (taken by the commit that updates it).
-    rec: Option<SecretRec>,
-    /// The sealed bytes `rec` was opened from.
-    sealed: Vec<u8>,
 }
 
 /// What reading one request found before the audit commit.
@@ -125,8 +121,9 @@ impl Store {
             .collect()
     }
 
-    /// One durable transaction: every read's audit record, and `last_used` on every secret
-    /// read (once per secret, however many reads of it the batch holds).
+    /// One durable transaction: every read's audit record — an append at the right edge of
+    /// the audit table and one head write for the whole batch. `last_used` is noted for each
+    /// secret read, inside the transaction, and folded later (`last_used.rs`).
     fn commit_reads(
         &self,
         reqs: &[ReadRequest],
@@ -136,54 +133,47 @@ impl Store {
         let now = now_us();
         let txn = self.db.begin_write()?;
         let mut entries = Vec::with_capacity(reqs.len());
-        {
-            let mut table = txn.open_table(SECRETS)?;
-            let mut touched = HashSet::new();
-            for (req, f) in reqs.iter().zip(found.iter_mut()) {
-                let hit = match f {
-                    Found::Value(hit) => hit,
-                    Found::Failed(e) => {
-                        let scope = req.scope.clone().unwrap_or_default();
-                        let name = audit_name(&req.name, req.field.as_deref());
-                        entries.push(
-                            AuditEntry::new(&req.actor, action, audit_outcome(e)).secret(
-                                &scope,
-                                &name,
-                                req.version,
-                            ),
-                        );
-                        continue;
-                    }
-                };
-                let v = &hit.value;
-                let name = audit_name(&v.name, req.field.as_deref());
-                entries.push(AuditEntry::new(&req.actor, action, Outcome::Ok).secret(
-                    &v.scope,
-                    &name,
-                    Some(v.version),
-                ));
-                if !touched.insert(hit.hash) {
+        let mut read = Vec::with_capacity(reqs.len());
+        for (req, f) in reqs.iter().zip(found.iter()) {
+            let hit = match f {
+                Found::Value(hit) => hit,
+                Found::Failed(e) => {
+                    let scope = req.scope.clone().unwrap_or_default();
+                    let name = audit_name(&req.name, req.field.as_deref());
+                    entries.push(
+                        AuditEntry::new(&req.actor, action, audit_outcome(e)).secret(
+                            &scope,
+                            &name,
+                            req.version,
+                        ),
+                    );
                     continue;
                 }
-                // The record as this transaction sees it: unchanged since the read (the usual
-                // case) reuses the opened copy; changed by a write in between, it is opened
-                // again so that the write is kept; deleted, there is nothing to move.
-                let changed = match table.get(&hit.hash)? {
-                    None => continue,
-                    Some(g) => (g.value() != hit.sealed.as_slice()).then(|| g.value().to_vec()),
-                };
-                let mut rec = match (changed, hit.rec.take()) {
-                    (None, Some(rec)) => rec,
-                    (Some(raw), _) => self.open_row(TableId::Secrets, &hit.hash, &raw)?,
-                    (None, None) => continue,
-                };
-                rec.last_used = Some(now);
-                let sealed = self.seal_row(TableId::Secrets, &hit.hash, &rec)?;
-                table.insert(&hit.hash, sealed.as_slice())?;
-            }
+            };
+            let v = &hit.value;
+            let name = audit_name(&v.name, req.field.as_deref());
+            entries.push(AuditEntry::new(&req.actor, action, Outcome::Ok).secret(
+                &v.scope,
+                &name,
+                Some(v.version),
+            ));
+            read.push(hit.hash);
+        }
+        read.sort_unstable();
+        read.dedup();
+        // One time for the batch: the records' time is the `last_used` they note, so that a
+        // replay after a crash gives exactly what was shown before it.
+        let at = super::records::ts(now);
+        for e in &mut entries {
+            e.time = at;
         }
         audit::append(self, &txn, &entries)?;
-        self.db.commit(txn)?;
+        let undo = self.note_reads(&read, now);
+        if let Err(e) = self.db.commit(txn) {
+            self.unnote(undo);
+            return Err(e);
+        }
+        self.fold_if_due();
         Ok(())
     }
 
@@ -283,7 +273,7 @@ impl Store {
         values: &impl ReadableTable<&'static [u8; 40], &'static [u8]>,
         req: &ReadRequest,
     ) -> Result<Hit> {
-        let (h, rec, sealed) = self.check_read(secrets, req)?;
+        let (h, rec, _) = self.check_read(secrets, req)?;
         let version = req.version.unwrap_or(rec.version);
         let vk = value_key(&h, version);
         let raw = values.get(&vk)?.ok_or_else(|| {
@@ -316,8 +306,6 @@ impl Store {
                 upstream: None,
             },
             hash: h,
-            rec: Some(rec),
-            sealed,
         })
     }
 }

@@ -12,8 +12,8 @@ use crate::error::{Error, Result};
 use crate::format::TableId;
 use crate::policy::{Decision, Op, decide};
 use crate::types::{
-    Action, Actor, AuditEntry, CheckResult, ListFilter, Outcome, Scope, SecretBytes, SecretMeta,
-    SetRequest, VersionInfo, validate_name,
+    Action, Actor, AuditEntry, CheckResult, Outcome, Scope, SecretBytes, SecretMeta, SetRequest,
+    VersionInfo, validate_name,
 };
 
 /// The default number of versions kept.
@@ -135,7 +135,7 @@ impl Store {
     /// `NotFound`, `PermissionDenied`, `Ambiguous`, `InvalidArgument` for a bad name.
     pub fn show(&self, actor: &Actor, name: &str, scope: Option<&Scope>) -> Result<SecretMeta> {
         self.find_meta(actor, name, scope, Action::List)
-            .map(|(_, r)| r.to_meta())
+            .map(|(h, r)| self.meta_of(&h, &r))
     }
 
     /// The kept versions of a secret, oldest first.
@@ -149,46 +149,6 @@ impl Store {
         scope: Option<&Scope>,
     ) -> Result<Vec<VersionInfo>> {
         self.show(actor, name, scope).map(|m| m.versions)
-    }
-
-    /// Metadata of every secret the actor may see, sorted by scope and name. Decrypts metadata
-    /// only, never a value.
-    ///
-    /// # Errors
-    /// `Integrity` when a record fails to open.
-    pub fn list(&self, actor: &Actor, filter: &ListFilter) -> Result<Vec<SecretMeta>> {
-        let (who, teams) = self.principal_for(actor)?;
-        let now = crate::sys::now();
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(SECRETS)?;
-        let mut out = Vec::new();
-        for row in table.iter()? {
-            let (k, v) = row?;
-            let rec: SecretRec = self.open_row(TableId::Secrets, k.value(), v.value())?;
-            let keep = filter.scope.as_ref().is_none_or(|s| *s == rec.scope)
-                && filter.secret_type.is_none_or(|t| t == rec.stype)
-                && filter
-                    .integration
-                    .as_ref()
-                    .is_none_or(|i| rec.integration.as_ref() == Some(i))
-                && filter
-                    .query
-                    .as_ref()
-                    .is_none_or(|q| rec.name.contains(q.as_str()))
-                && decide(
-                    &who,
-                    &teams,
-                    Op::ReadMeta,
-                    Some((&rec.scope, &rec.name)),
-                    now,
-                )
-                .is_allow();
-            if keep {
-                out.push(rec.to_meta());
-            }
-        }
-        out.sort_by(|a, b| (&a.scope, &a.name).cmp(&(&b.scope, &b.name)));
-        Ok(out)
     }
 
     /// Number of secrets (all scopes).
@@ -287,7 +247,7 @@ impl Store {
                     ),
                 ));
                 if want_meta {
-                    metas.push((i, rec.to_meta()));
+                    metas.push((i, self.meta_of(&h, &rec)));
                 }
             }
         }
@@ -423,7 +383,7 @@ impl Store {
         )?;
         self.db.commit(txn)?;
         self.changed();
-        Ok(meta.to_meta())
+        Ok(self.meta_of(&h, &meta))
     }
 
     /// Which of `names` exist (resolved as a read would) and may be seen by the actor.

@@ -77,11 +77,14 @@ pub enum Action {
     Fetch,
     /// A provider added, changed or removed.
     Provider,
+    /// Audit records removed by retention (`audit prune`, `tresord --audit-retention`); the
+    /// record names the seq range and the counts by action.
+    Prune,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 19] = [
         Self::Read,
         Self::List,
         Self::Set,
@@ -100,6 +103,7 @@ impl Action {
         Self::Connect,
         Self::Fetch,
         Self::Provider,
+        Self::Prune,
     ];
 
     /// The spec's name.
@@ -123,6 +127,7 @@ impl Action {
             Self::Connect => "connect",
             Self::Fetch => "fetch",
             Self::Provider => "provider",
+            Self::Prune => "prune",
         }
     }
 }
@@ -197,6 +202,27 @@ pub struct VerifyReport {
     /// Why the log disagrees with a witnessed head (`audit verify --head`), if it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_mismatch: Option<String>,
+    /// Records removed by retention before the walk's start, if any were (the walk starts
+    /// at the checkpoint, seq `pruned_before_seq`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pruned_records: Option<u64>,
+    /// The first seq kept after pruning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pruned_before_seq: Option<u64>,
+}
+
+/// What `audit prune` removed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruneReport {
+    /// Records removed by this prune.
+    pub pruned: u64,
+    /// The first seq removed, when any was.
+    pub first_seq: Option<u64>,
+    /// The first seq kept: the chain is checked from here.
+    pub before_seq: u64,
+    /// Records removed by every prune so far.
+    pub total_pruned: u64,
 }
 
 /// A witnessed head of the audit chain (SPEC §3): the last seq and its chain MAC. Kept outside

@@ -25,7 +25,8 @@ mod upstream;
 mod value_ref;
 
 pub use audit::{
-    Action, AuditEntry, AuditHead, AuditQuery, AuditRecord, HeadSpec, Outcome, VerifyReport,
+    Action, AuditEntry, AuditHead, AuditQuery, AuditRecord, HeadSpec, Outcome, PruneReport,
+    VerifyReport,
 };
 pub use duration::{format_duration, parse_duration};
 pub use encoding::{b64, decode_b64};

@@ -335,7 +335,7 @@ pub enum KeyslotCommand {
 
 /// `keyslot add`.
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("kind").required(true).args(["keyfile", "recovery", "passphrase"])))]
+#[command(group(clap::ArgGroup::new("kind").required(true).args(["keyfile", "recovery", "passphrase", "systemd_creds"])))]
 pub struct KeyslotAddArgs {
     /// A key file; created with 32 random bytes (mode 0600) when absent
     #[arg(long, value_name = "PATH")]
@@ -349,6 +349,14 @@ pub struct KeyslotAddArgs {
     /// With --passphrase: read it from this file instead of prompting
     #[arg(long, value_name = "FILE", requires = "passphrase")]
     pub new_passphrase_file: Option<PathBuf>,
+    /// A systemd credential NAME: 32 random bytes sealed with `systemd-creds encrypt` (TPM2 when
+    /// present, else the host key), for `tresord --unlock-credential NAME`
+    #[arg(long, value_name = "NAME")]
+    pub systemd_creds: Option<String>,
+    /// With --systemd-creds: where the sealed credential goes [default:
+    /// /etc/credstore.encrypted/NAME]
+    #[arg(long, value_name = "PATH", requires = "systemd_creds")]
+    pub credential_out: Option<PathBuf>,
 }
 
 /// `backup`.
@@ -396,6 +404,32 @@ pub enum AuditCommand {
     },
     /// Print the current head of the audit chain (SEQ:MAC) to keep outside the store
     Head,
+    /// Remove records older than a time, leaving a sealed checkpoint: `audit verify` still
+    /// passes and says what was pruned (export them first for a SIEM)
+    #[command(group(clap::ArgGroup::new("cutoff").required(true).args(["before", "keep_days"])))]
+    Prune {
+        /// Remove records before this: RFC 3339 time, or an age such as 90d
+        #[arg(long, value_name = "TIME")]
+        before: Option<String>,
+        /// Keep the last N days of records
+        #[arg(long, value_name = "N")]
+        keep_days: Option<u32>,
+    },
+    /// Write records as JSON lines (the fields of `audit --json`) for a SIEM; audited as
+    /// `export`
+    Export {
+        /// At or after: RFC 3339 time, or an age such as 30m, 12h, 7d
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Before: RFC 3339 time, or an age
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// The format: jsonl (one object per line)
+        #[arg(long, value_name = "FORMAT", default_value = "jsonl", value_parser = ["jsonl"])]
+        format: String,
+        /// The file to write (created 0600, never overwritten), or - for stdout
+        out: std::path::PathBuf,
+    },
 }
 
 /// Filters of `audit`.
