@@ -102,7 +102,7 @@ fn a_rotation_restarts_the_child_with_the_new_value_and_bursts_restart_it_once()
     let r = via(&env, &d, &["set", "api-token"], Some(b"v2"));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(next(&out, 20, "restart after the rotation"), "got v2");
-    assert!(next(&err, 5, "the restart notice").contains("restarted"));
+    assert!(next(&err, 5, "the restart notice").contains("restarting"));
 
     // A burst of three rotations: one restart, with the last value.
     for v in ["v3", "v4", "v5"] {
@@ -203,5 +203,33 @@ fn on_the_file_it_polls_and_restarts() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(next(&out, 20, "restart after the rotation"), "got v2");
+    stop(child);
+}
+
+#[test]
+fn sigterm_reaches_the_child_and_its_exit_code_is_ours() {
+    let env = Env::new();
+    env.set("api-token", b"v1", &[]);
+    let d = start(&env, true);
+    let (mut child, out, _err) =
+        spawn_watch(&env, Some(&d.socket), &[], &script("trap 'exit 5' TERM;"));
+    assert_eq!(next(&out, 20, "first start"), "got v1");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run --watch did not end after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(5));
     stop(child);
 }

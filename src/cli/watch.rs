@@ -105,6 +105,12 @@ pub fn run(ctx: &Ctx, args: &RunArgs, plan: &Plan) -> Result<ExitCode> {
         .enable_all()
         .build()
         .map_err(|e| Error::internal("cannot start the runtime", e))?;
+    // Installed once: a signal that arrives while the command restarts is kept, and reaches
+    // the next child.
+    let mut sigs = {
+        let _rt = rt.enter();
+        Signals::install()?
+    };
     loop {
         let (seen, secrets) = {
             let backend = source.backend()?;
@@ -126,12 +132,12 @@ pub fn run(ctx: &Ctx, args: &RunArgs, plan: &Plan) -> Result<ExitCode> {
             &args.command,
             &env,
             maskers,
-            &mut changed,
+            (&mut changed, &mut sigs),
             timing.grace,
         ))?;
         match done {
             Some(code) => return Ok(ExitCode::from(code)),
-            None => eprintln!("tresor: a watched secret has a new version; restarted the command"),
+            None => eprintln!("tresor: a watched secret has a new version; restarting the command"),
         }
     }
 }
@@ -245,13 +251,32 @@ fn stamp(path: &std::path::Path) -> Option<(u64, u64, i64, i64)> {
     Some((m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
 }
 
+/// SIGINT, SIGTERM and SIGHUP, forwarded to the child.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self> {
+        let install =
+            |k| signal(k).map_err(|e| Error::internal("cannot install a signal handler", e));
+        Ok(Self {
+            int: install(SignalKind::interrupt())?,
+            term: install(SignalKind::terminate())?,
+            hup: install(SignalKind::hangup())?,
+        })
+    }
+}
+
 /// Runs the child until it exits by itself (`Some(code)`) or a change arrives (`None`: the
 /// child was stopped with SIGTERM, or SIGKILL after `grace`).
 async fn supervise(
     cmd: &[OsString],
     env: &[(&String, &SecretBytes)],
     maskers: Option<[Masker; 2]>,
-    changed: &mut mpsc::Receiver<()>,
+    (changed, sigs): (&mut mpsc::Receiver<()>, &mut Signals),
     grace: Duration,
 ) -> Result<Option<u8>> {
     let (program, rest) = cmd
@@ -259,10 +284,6 @@ async fn supervise(
         .ok_or_else(|| Error::invalid("command", "give the command to run after --"))?;
     let maskers = maskers.filter(|[m, _]| !m.is_empty());
     let mut command = child_command(program, rest, env, maskers.is_some());
-    let install = |k| signal(k).map_err(|e| Error::internal("cannot install a signal handler", e));
-    let mut int = install(SignalKind::interrupt())?;
-    let mut term = install(SignalKind::terminate())?;
-    let mut hup = install(SignalKind::hangup())?;
     let mut child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -286,9 +307,9 @@ async fn supervise(
         let sig = tokio::select! {
             s = child.wait() => break Some(exit_code(s.map_err(wait_failed)?)),
             Some(()) = changed.recv() => break None,
-            _ = int.recv() => Signal::INT,
-            _ = term.recv() => Signal::TERM,
-            _ = hup.recv() => Signal::HUP,
+            _ = sigs.int.recv() => Signal::INT,
+            _ = sigs.term.recv() => Signal::TERM,
+            _ = sigs.hup.recv() => Signal::HUP,
         };
         if sig == Signal::INT && in_terminal_foreground() {
             continue;
