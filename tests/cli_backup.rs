@@ -90,6 +90,14 @@ fn backup_while_the_daemon_serves_writes_opens_and_restores() {
     // The sealed copy holds no plaintext.
     assert!(memchr::memmem::find(&before, b"hunter2-db").is_none());
 
+    // --direct while the daemon holds the file says how to back it up instead.
+    let r = env.run(
+        &["--direct", "backup", env.path("d.tresor").to_str().unwrap()],
+        None,
+    );
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    assert!(r.stderr.contains("without --direct"), "{}", r.stderr);
+
     // The backup is audited as an export on the live store.
     let r = via(&env, &d, &["--json", "audit", "--action", "export"], None);
     assert!(r.out().contains("backup streamed to"), "{}", r.out());

@@ -34,7 +34,14 @@ pub fn backup(ctx: &Ctx, args: &BackupArgs) -> Result<()> {
         })?;
         (n, "tresord")
     } else {
-        let d = ctx.open_direct()?;
+        let d = ctx.open_direct().map_err(|e| match e {
+            // The daemon holds the file: it makes the copy itself.
+            Error::Conflict { reason, references } if ctx.global().direct => Error::Conflict {
+                reason: format!("{reason}; without --direct, `tresor backup` asks the daemon"),
+                references,
+            },
+            other => other,
+        })?;
         d.store.backup(&d.actor, out)?;
         (std::fs::metadata(out).map_or(0, |m| m.len()), "the file")
     };
