@@ -133,6 +133,20 @@ fn backup_while_the_daemon_serves_writes_opens_and_restores() {
     assert!(r.out().contains("restore from"), "{}", r.out());
     assert_eq!(on_file(&env, &restored, &["audit", "verify"]).code, 0);
 
+    // A new host: the store's directory is made as init would make it.
+    let fresh = env.path("new-host/data/store.tresor");
+    let r = env.run(
+        &[
+            "restore",
+            out.to_str().unwrap(),
+            "--to",
+            fresh.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(on_file(&env, &fresh, &["get", "api-key"]).stdout == b"key-v1");
+
     // An existing store is kept unless --force; the daemon's store is never replaced under it.
     let r = env.run(
         &[

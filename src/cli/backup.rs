@@ -80,6 +80,12 @@ pub fn restore(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
     }
     let mut source = std::fs::File::open(&args.backup)
         .map_err(|e| Error::not_found("backup", format!("{} ({e})", args.backup.display())))?;
+    // A new host has no store directory yet; it gets one as `init` would make it.
+    if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::internal(format!("cannot create {}", dir.display()), e))?;
+    }
+    crate::sys::check_store_dir(&target)?;
     let (tmp, mut f) = files::temp_file(&target)?;
     // Checked as a copy beside the target; only a copy that holds up is moved into place.
     let done = std::io::copy(&mut source, &mut f)
