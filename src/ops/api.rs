@@ -92,8 +92,10 @@ pub trait Api {
     /// As the operation.
     fn list(&self, filter: &ListFilter) -> Result<Vec<SecretMeta>> {
         let mut req = List::from(filter);
+        // Pages of the largest size: one request below 10,000 secrets, and a daemon that never
+        // builds a whole large listing at once (its memory stays bounded).
+        req.limit = Some(super::secrets::LIST_LIMIT_MAX);
         let mut out = Vec::new();
-        // A daemon that pages answers with `next`: follow it to the end.
         loop {
             let page = self.call(req.clone())?;
             out.extend(page.secrets);

@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use redb::ReadableTable;
 
 use super::audit;
-use super::records::{ValueRec, now_us, value_key};
-use super::secrets::Sealed;
+use super::records::{SecretRec, ValueRec, now_us, value_key};
 use super::{SECRETS, Store, VALUES};
 use crate::error::{Error, Result};
 use crate::format::TableId;
@@ -242,11 +241,11 @@ impl Store {
         &self,
         secrets: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
         req: &ReadRequest,
-    ) -> Result<Sealed> {
-        let found = self.resolve_sealed(secrets, &req.actor, &req.name, req.scope.as_ref())?;
+    ) -> Result<([u8; 32], SecretRec)> {
+        let found = self.resolve_in(secrets, &req.actor, &req.name, req.scope.as_ref())?;
         let scope = found.as_ref().map_or_else(
             || req.scope.clone().unwrap_or_default(),
-            |(_, r, _)| r.scope.clone(),
+            |(_, r)| r.scope.clone(),
         );
         self.allow(&req.actor, Op::ReadValue, &scope, &req.name)?;
         found.ok_or_else(|| Error::not_found("secret", format!("{scope}/{}", req.name)))
@@ -273,7 +272,7 @@ impl Store {
         values: &impl ReadableTable<&'static [u8; 40], &'static [u8]>,
         req: &ReadRequest,
     ) -> Result<Hit> {
-        let (h, rec, _) = self.check_read(secrets, req)?;
+        let (h, rec) = self.check_read(secrets, req)?;
         let version = req.version.unwrap_or(rec.version);
         let vk = value_key(&h, version);
         let raw = values.get(&vk)?.ok_or_else(|| {
@@ -282,10 +281,11 @@ impl Store {
                 format!("{}/{} version {version}", rec.scope, rec.name),
             )
         })?;
-        let val: ValueRec = self.open_row(TableId::Values, &vk, raw.value())?;
-        let mut fields: BTreeMap<String, SecretBytes> = val.fields.iter().cloned().collect();
+        let mut val: ValueRec = self.open_row(TableId::Values, &vk, raw.value())?;
+        let mut fields: BTreeMap<String, SecretBytes> =
+            std::mem::take(&mut val.fields).into_iter().collect();
         let value = match &req.field {
-            None => val.value.clone(),
+            None => std::mem::take(&mut val.value),
             Some(f) => {
                 let v = fields
                     .remove(f)

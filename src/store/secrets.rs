@@ -21,10 +21,6 @@ pub const DEFAULT_MAX_VERSIONS: u32 = 10;
 /// The most versions a secret may keep.
 pub const MAX_MAX_VERSIONS: u32 = 1000;
 
-/// A secret found by name: its name hash, its opened record, and the sealed bytes it was
-/// opened from.
-pub(super) type Sealed = ([u8; 32], SecretRec, Vec<u8>);
-
 impl Store {
     /// The scopes a lookup of `name` without `--scope` tries, in order.
     fn candidate_scopes(&self, actor: &Actor, explicit: Option<&Scope>) -> Vec<Scope> {
@@ -46,27 +42,13 @@ impl Store {
         name: &str,
         scope: Option<&Scope>,
     ) -> Result<Option<([u8; 32], SecretRec)>> {
-        Ok(self
-            .resolve_sealed(table, actor, name, scope)?
-            .map(|(h, rec, _)| (h, rec)))
-    }
-
-    /// As [`Store::resolve_in`], also returning the sealed bytes the record was opened from,
-    /// so that a later write can tell whether the record changed without opening it again.
-    pub(super) fn resolve_sealed(
-        &self,
-        table: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
-        actor: &Actor,
-        name: &str,
-        scope: Option<&Scope>,
-    ) -> Result<Option<Sealed>> {
         validate_name(name)?;
         let mut team_hits = Vec::new();
         for s in self.candidate_scopes(actor, scope) {
             let h = self.secret_hash(&s, name);
             if let Some(raw) = table.get(&h)? {
                 let rec: SecretRec = self.open_row(TableId::Secrets, &h, raw.value())?;
-                let hit = (h, rec, raw.value().to_vec());
+                let hit = (h, rec);
                 match s {
                     Scope::Team(_) if scope.is_none() => team_hits.push(hit),
                     _ if !team_hits.is_empty() => break,
@@ -79,10 +61,7 @@ impl Store {
             1 => Ok(team_hits.pop()),
             _ => Err(Error::Ambiguous {
                 name: name.to_owned(),
-                scopes: team_hits
-                    .iter()
-                    .map(|(_, r, _)| r.scope.to_string())
-                    .collect(),
+                scopes: team_hits.iter().map(|(_, r)| r.scope.to_string()).collect(),
             }),
         }
     }

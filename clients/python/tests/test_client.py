@@ -70,6 +70,27 @@ def test_list_unwraps_and_returns_metadata_only(shared: TresorEnv) -> None:
         assert v not in blob
 
 
+def test_list_follows_next_through_pages(shared: TresorEnv, monkeypatch) -> None:
+    import tresor._client as impl
+
+    whole = shared.client().secrets.list()
+    assert len(whole) > 3
+    monkeypatch.setattr(impl, "_LIST_PAGE", 2)
+    c = shared.client()
+    pages = []
+    real = c.request
+
+    def counting(method, path, *args, **kwargs):
+        answer = real(method, path, *args, **kwargs)
+        pages.append(len(answer["secrets"]))
+        return answer
+
+    monkeypatch.setattr(c, "request", counting)
+    paged = c.secrets.list()
+    assert [(s["scope"], s["name"]) for s in paged] == [(s["scope"], s["name"]) for s in whole]
+    assert len(pages) == (len(whole) + 1) // 2 and max(pages) == 2, pages
+
+
 def test_list_filters(shared: TresorEnv) -> None:
     c = shared.client()
     assert [s["name"] for s in c.secrets.list(type="certificate")] == ["tls/api", "tls/old"]

@@ -61,6 +61,10 @@ def _enc(s: str) -> str:
     return quote(s, safe="")
 
 
+# The largest page the daemon serves (GET /v1/secrets?limit=).
+_LIST_PAGE = 10000
+
+
 def _query(pairs: Sequence[Tuple[str, Any]]) -> str:
     parts = []
     for k, v in pairs:
@@ -403,13 +407,21 @@ class Secrets:
         q: Optional[str] = None,
     ) -> List[Dict[str, Any]]:
         """Metadata of the secrets the caller may see (never values), sorted by scope and name.
-        Follows the ``next`` cursor when the daemon paginates."""
+        Asks in pages of 10,000 and follows the ``next`` cursor, so that the daemon never
+        builds a whole large listing at once."""
         out: List[Dict[str, Any]] = []
         after: Optional[str] = None
         seen = set()
         while True:
             query = _query(
-                [("scope", scope), ("type", type), ("integration", integration), ("q", q), ("after", after)]
+                [
+                    ("scope", scope),
+                    ("type", type),
+                    ("integration", integration),
+                    ("q", q),
+                    ("limit", _LIST_PAGE),
+                    ("after", after),
+                ]
             )
             page = self._client.request("GET", f"/v1/secrets{query}")
             if not isinstance(page, dict) or not isinstance(page.get("secrets"), list):
