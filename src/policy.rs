@@ -1,7 +1,8 @@
 //! Who may do what: a pure function of (principal, operation, secret).
 //!
 //! Roles follow SPEC §2: members read metadata, only authorized runtimes (agents with a grant,
-//! and owners) read values, owners write. Every decision is default-deny.
+//! and owners) read values, owners write; members also write their personal secrets
+//! (`user:<self>`). Every decision is default-deny.
 
 use jiff::Timestamp;
 
@@ -97,6 +98,13 @@ pub fn decide(
             (Op::ReadValue, _) => deny(format!(
                 "member {} may read values only in user:{}",
                 who.name, who.name
+            )),
+            // Personal secrets (SPEC §2): a member creates, changes and deletes its own.
+            (Op::Write, Some((Scope::User(u), _))) if *u == who.name => Decision::Allow,
+            (Op::Write, Some(_)) => deny(format!(
+                "member {} may change only its personal secrets, in user:{} (pass --scope \
+                 user:{}); owners change the rest",
+                who.name, who.name, who.name
             )),
             (Op::Write | Op::Admin, _) => deny(format!(
                 "member {} may not change the store; owners do",
@@ -197,7 +205,9 @@ mod tests {
             (&member, ReadValue, Some((&team, "x")), false),
             (&member, ReadValue, Some((&me, "x")), true),
             (&member, ReadValue, Some((&you, "x")), false),
-            (&member, Write, Some((&me, "x")), false),
+            (&member, Write, Some((&me, "x")), true),
+            (&member, Write, Some((&you, "x")), false),
+            (&member, Write, Some((&team, "x")), false),
             (&member, Write, Some((&org, "x")), false),
             (&member, Admin, None, false),
             (&agent, ReadValue, Some((&org, "github-pat")), true),

@@ -12,7 +12,7 @@ use crate::types::SecretBytes;
 /// visible to every user of the host).
 pub const TOKEN_ENV: &str = "TRESOR_TOKEN";
 
-fn with_token(c: Client) -> Result<Client> {
+pub(super) fn with_token(c: Client) -> Result<Client> {
     match std::env::var_os(TOKEN_ENV) {
         Some(t) => c.with_token(&SecretBytes::new(t.into_encoded_bytes())),
         None => Ok(c),

@@ -40,7 +40,7 @@ pub fn check_target(out: &Path, existing: Existing) -> Result<()> {
 }
 
 /// A new 0600 file next to `out`.
-fn temp_file(out: &Path) -> Result<(PathBuf, std::fs::File)> {
+pub(super) fn temp_file(out: &Path) -> Result<(PathBuf, std::fs::File)> {
     let dir = match out.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -77,7 +77,7 @@ fn temp_file(out: &Path) -> Result<(PathBuf, std::fs::File)> {
 
 /// Moves `tmp` to `out`: a rename when replacing is allowed, else a hard link, which fails
 /// rather than replace a file that appeared meanwhile.
-fn publish(tmp: &Path, out: &Path, existing: Existing) -> Result<()> {
+pub(super) fn publish(tmp: &Path, out: &Path, existing: Existing) -> Result<()> {
     if existing == Existing::Replace {
         return std::fs::rename(tmp, out)
             .map_err(|e| Error::internal(format!("cannot write {}", out.display()), e));
@@ -108,6 +108,31 @@ pub fn write_private(out: &Path, bytes: &[u8], existing: Existing) -> Result<()>
         .write_all(bytes)
         .and_then(|()| f.sync_all())
         .map_err(|e| Error::internal(format!("cannot write {}", tmp.display()), e))
+        .and_then(|()| publish(&tmp, out, existing));
+    drop(f);
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    done
+}
+
+/// Writes `out` (mode 0600) through a temporary file that `fill` writes (a download, a copy);
+/// synced, then moved into place.
+///
+/// # Errors
+/// As [`write_private`], and whatever `fill` returns.
+pub fn write_private_with(
+    out: &Path,
+    existing: Existing,
+    fill: &mut dyn FnMut(&mut std::fs::File) -> Result<()>,
+) -> Result<()> {
+    check_target(out, existing)?;
+    let (tmp, mut f) = temp_file(out)?;
+    let done = fill(&mut f)
+        .and_then(|()| {
+            f.sync_all()
+                .map_err(|e| Error::internal(format!("cannot write {}", tmp.display()), e))
+        })
         .and_then(|()| publish(&tmp, out, existing));
     drop(f);
     if done.is_err() {

@@ -1,7 +1,6 @@
 //! `import --format dotenv|json FILE`: many secrets at once. Everything is parsed and checked
 //! before anything is written; on the file the write is one transaction.
 
-use crate::ops::Api;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
@@ -179,7 +178,12 @@ pub fn import(ctx: &Ctx, args: &ImportArgs) -> Result<()> {
     let n = if items.is_empty() {
         0
     } else {
-        ctx.backend()?.set_many(items)?
+        // Opened first: a passphrase prompt must not share the line with a bar.
+        let backend = ctx.backend()?;
+        let bar = super::progress::bar(items.len(), "importing");
+        let n = super::progress::set_many(&backend, items, &bar);
+        bar.finish_and_clear();
+        n?
     };
     if ctx.json() {
         return output::print_json(&serde_json::json!({ "imported": n, "secrets": names }));

@@ -1,4 +1,4 @@
-//! Store and key commands: `init`, `passwd`, `keyslot add|ls|rm`, `rekey`, `backup`. These
+//! Store and key commands: `init`, `passwd`, `keyslot add|ls|rm`, `rekey`. These
 //! work on the file itself (the daemon's API has no keyslot endpoints), so a running daemon
 //! must be stopped first; the store refuses a second opener with a message saying so.
 
@@ -7,7 +7,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::Ctx;
-use super::args::{BackupArgs, InitArgs, KeyslotAddArgs, KeyslotCommand, PasswdArgs};
+use super::args::{InitArgs, KeyslotAddArgs, KeyslotCommand, PasswdArgs};
 use super::output::{self, opt};
 use crate::crypto::kdf::KdfParams;
 use crate::error::{Error, Result};
@@ -236,16 +236,5 @@ pub fn rekey(ctx: &Ctx) -> Result<()> {
             ids.join(", ")
         );
     }
-    Ok(())
-}
-
-/// `backup OUT`.
-pub fn backup(ctx: &Ctx, args: &BackupArgs) -> Result<()> {
-    let d = ctx.open_direct()?;
-    d.store.backup(&d.actor, &args.out)?;
-    eprintln!(
-        "wrote {} (opens with the same keyslots)",
-        args.out.display()
-    );
     Ok(())
 }

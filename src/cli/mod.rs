@@ -5,11 +5,12 @@
 //! backend     Backend: the file (ops::Local) or the daemon (Client), both tresor::Api
 //! output      tables (comfy-table) and --json
 //! secrets     set get ls show rm history rollback
-//! keys        init passwd keyslot rekey backup
+//! keys        init passwd keyslot rekey
+//! backup      backup (through the daemon or the file), restore (checked before it lands)
 //! audit       audit, audit verify
 //! principals  principal, team
 //! daemon_ctl  daemon status lock unlock
-//! run         run (env injection; mask: streaming masking of its output)
+//! run         run (env injection; mask: streaming masking of its output); watch: run --watch
 //! mcp         mcp: the Model Context Protocol server (rmcp) over run's and the Backend's code
 //! inject      inject (templates); check (pre-flight)
 //! import      import (dotenv: the parser shared with run --env-file); export
@@ -22,13 +23,14 @@
 //! Values reach stdout only through `get` (and tokens and recovery keys, once, when made).
 //!
 //! Commands go to the daemon when one answers on the socket (an agent sends its token from
-//! `TRESOR_TOKEN`), else to the file. `init`, `passwd`, `keyslot`, `rekey` and `backup` always
+//! `TRESOR_TOKEN`), else to the file. `init`, `passwd`, `keyslot`, `rekey` and `restore` always
 //! work on the file: the daemon's API has no endpoints for them.
 
 mod apply;
 pub mod args;
 mod audit;
 pub mod backend;
+mod backup;
 mod check;
 mod credential;
 mod daemon_ctl;
@@ -43,6 +45,7 @@ mod mask;
 mod mcp;
 mod output;
 mod principals;
+mod progress;
 mod reference;
 mod refs;
 mod report;
@@ -50,6 +53,7 @@ mod report_more;
 mod run;
 mod secrets;
 mod upstream;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -123,7 +127,8 @@ fn dispatch(ctx: &Ctx, command: &Command) -> Result<ExitCode> {
         Command::Passwd(a) => keys::passwd(ctx, a),
         Command::Keyslot(c) => keys::keyslot(ctx, c),
         Command::Rekey => keys::rekey(ctx),
-        Command::Backup(a) => keys::backup(ctx, a),
+        Command::Backup(a) => backup::backup(ctx, a),
+        Command::Restore(a) => backup::restore(ctx, a),
         Command::Audit(a) => audit::audit(ctx, a),
         Command::Principal(c) => principals::principal(ctx, c),
         Command::Team(c) => principals::team(ctx, c),
@@ -134,6 +139,7 @@ fn dispatch(ctx: &Ctx, command: &Command) -> Result<ExitCode> {
         Command::Status => daemon_ctl::status(ctx),
         Command::Lock => daemon_ctl::lock(ctx),
         Command::Unlock => daemon_ctl::unlock(ctx),
+        Command::Man(a) => man(ctx, &a.outdir),
         Command::Completions(a) => {
             let mut cmd = Cli::command();
             clap_complete::generate(a.shell, &mut cmd, "tresor", &mut std::io::stdout());
@@ -141,6 +147,32 @@ fn dispatch(ctx: &Ctx, command: &Command) -> Result<ExitCode> {
         }
     };
     done.map(|()| ExitCode::SUCCESS)
+}
+
+/// `man OUTDIR`: a page per command, from the same clap definitions as `--help`.
+fn man(ctx: &Ctx, outdir: &Path) -> Result<()> {
+    let failed =
+        |e| crate::Error::internal(format!("cannot write man pages to {}", outdir.display()), e);
+    std::fs::create_dir_all(outdir).map_err(failed)?;
+    clap_mangen::generate_to(Cli::command(), outdir).map_err(failed)?;
+    let mut pages: Vec<String> = std::fs::read_dir(outdir)
+        .map_err(failed)?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("tresor") && n.ends_with(".1"))
+        .collect();
+    pages.sort();
+    if ctx.json() {
+        return output::print_json(
+            &serde_json::json!({ "dir": outdir.display().to_string(), "pages": pages }),
+        );
+    }
+    eprintln!(
+        "wrote {} man pages to {} (try `man tresor`, or `man -l {}/tresor.1`)",
+        pages.len(),
+        outdir.display(),
+        outdir.display()
+    );
+    Ok(())
 }
 
 /// Prints the warning every open of an `--insecure-kdf` store gets.

@@ -36,11 +36,11 @@ const DRAIN_IDLE: Duration = Duration::from_millis(200);
 
 /// What the child's environment gets besides ours.
 #[derive(Default)]
-struct Plan {
+pub(super) struct Plan {
     /// Secrets to read, each with its variable.
-    specs: Vec<EnvSpec>,
+    pub(super) specs: Vec<EnvSpec>,
     /// Plain `KEY=value` lines of env files, passed through unmasked.
-    plain: Vec<(String, SecretBytes)>,
+    pub(super) plain: Vec<(String, SecretBytes)>,
 }
 
 impl Plan {
@@ -142,6 +142,9 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
     for item in &args.secrets {
         add_flag(&mut plan, item)?;
     }
+    if args.watch {
+        return super::watch::run(ctx, args, &plan);
+    }
     let secrets = if plan.specs.is_empty() {
         BTreeMap::new()
     } else {
@@ -174,7 +177,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
 }
 
 /// The exit code that reports `status`: the child's own, or 128+N for a death by signal N.
-fn exit_code(status: ExitStatus) -> u8 {
+pub(super) fn exit_code(status: ExitStatus) -> u8 {
     match (status.code(), status.signal()) {
         (Some(c), _) => u8::try_from(c & 0xff).unwrap_or(1),
         (None, Some(s)) => u8::try_from(128 + s).unwrap_or(255),
@@ -241,7 +244,7 @@ async fn supervise(
 
 /// Whether our process group is the foreground group of our controlling terminal (then the
 /// terminal's SIGINT went to the child too). From /proc/self/stat: `pgrp` and `tpgid`.
-fn in_terminal_foreground() -> bool {
+pub(super) fn in_terminal_foreground() -> bool {
     std::fs::read_to_string("/proc/self/stat").is_ok_and(|s| foreground_in_stat(&s))
 }
 

@@ -96,15 +96,26 @@ fn read_fields(args: &SetArgs) -> Result<BTreeMap<String, SecretBytes>> {
         .collect()
 }
 
-fn parse_meta(items: &[String]) -> Result<BTreeMap<String, String>> {
-    items
+/// `--meta KEY=VALUE` and `--unset-meta KEY`: a removal travels as an empty value.
+fn parse_meta(items: &[String], unset: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut meta = items
         .iter()
         .map(|kv| {
             kv.split_once('=')
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .ok_or_else(|| Error::invalid("meta", format!("expected KEY=VALUE, found {kv:?}")))
         })
-        .collect()
+        .collect::<Result<BTreeMap<_, _>>>()?;
+    for k in unset {
+        if k.is_empty() || k.contains('=') {
+            return Err(Error::invalid(
+                "unset-meta",
+                format!("expected a label name, found {k:?}"),
+            ));
+        }
+        meta.insert(k.clone(), String::new());
+    }
+    Ok(meta)
 }
 
 /// `set`.
@@ -130,7 +141,7 @@ pub fn set(ctx: &Ctx, args: &SetArgs) -> Result<()> {
             .transpose()?,
         description: args.description.clone(),
         integration: args.integration.clone(),
-        meta: parse_meta(&args.meta)?,
+        meta: parse_meta(&args.meta, &args.unset_meta)?,
         max_age_days: args.max_age_days,
         max_versions: args.max_versions,
         allow_empty: args.allow_empty,

@@ -108,6 +108,14 @@ impl Client {
     pub fn openapi(&self) -> Result<String> {
         self.rt.block_on(self.inner.openapi())
     }
+
+    /// `GET /v1/backup`: writes a copy of the sealed store file to `out`; returns its length.
+    ///
+    /// # Errors
+    /// As [`AsyncClient::backup`].
+    pub fn backup(&self, out: &mut (dyn std::io::Write + Send)) -> Result<u64> {
+        self.rt.block_on(self.inner.backup(out))
+    }
 }
 
 /// Every operation over the socket; the daemon maps the peer to a principal and enforces

@@ -13,6 +13,7 @@
 //! ```
 
 mod blocking;
+mod download;
 mod early;
 
 use std::path::{Path, PathBuf};

@@ -16,6 +16,7 @@
 
 mod admin;
 mod args;
+mod backup;
 mod batch;
 mod http;
 mod probe;

@@ -12,9 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, on};
 use zeroize::Zeroizing;
 
-use super::admin;
 use super::http::{ApiError, ApiResult, Body, Caller, Name, Params, blocking};
 use super::state::State;
+use super::{admin, backup};
 use crate::error::Error;
 use crate::ops::{self, Context, Endpoint, Operation, operations, session};
 
@@ -187,6 +187,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
     let r = route::<session::Unlock>(r, on(method_of::<session::Unlock>(), admin::unlock));
     let r = route::<session::Lock>(r, on(method_of::<session::Lock>(), admin::lock));
     let r = r.route(ops::OPENAPI_PATH, axum::routing::get(openapi));
+    let r = route::<ops::backup::Backup>(r, axum::routing::get(backup::backup));
     register_operations(r)
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)

@@ -112,6 +112,10 @@ pub async fn run(
     }
     tracing::info!("shutting down: finishing in-flight requests");
     let _ = stop_tx.send(true);
+    if let Ok(store) = cell.store() {
+        // Long polls answer now: draining must not wait out their timeout.
+        store.close_watches();
+    }
     drop(listener);
     drop(alive);
     let _ = all_done.recv().await;

@@ -209,6 +209,8 @@ impl State {
                 }
             }
         };
+        // Long polls (`GET /v1/watch`) answer now instead of holding the store.
+        taken.close_watches();
         self.flush_refusals(&taken).await;
         let who = actor.cloned().unwrap_or_else(Actor::daemon);
         let entry = AuditEntry::new(&who, Action::Lock, Outcome::Ok).named(if actor.is_some() {

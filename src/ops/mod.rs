@@ -28,6 +28,7 @@
 
 mod api;
 pub mod audit;
+pub mod backup;
 mod cert;
 mod encode;
 pub mod export;
@@ -36,6 +37,7 @@ pub mod refs;
 pub mod secrets;
 pub mod session;
 pub mod upstream;
+pub mod watch;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -186,7 +188,8 @@ macro_rules! __tresor_operations {
             $crate::ops::upstream::ProviderPut,
             $crate::ops::upstream::ProviderDelete,
             $crate::ops::upstream::RemotePut,
-            $crate::ops::upstream::Sync
+            $crate::ops::upstream::Sync,
+            $crate::ops::watch::Watch
         );
     };
 }
@@ -199,12 +202,13 @@ const fn route<E: Endpoint>() -> (&'static str, &'static str) {
 macro_rules! route_table {
     ($($op:ty),*) => {
         /// Every (method, path) the daemon serves, in OpenAPI path syntax: the session
-        /// endpoints, the OpenAPI document, then every [`Operation`].
+        /// endpoints, the OpenAPI document, the backup, then every [`Operation`].
         pub const ROUTES: &[(&str, &str)] = &[
             route::<session::Status>(),
             route::<session::Unlock>(),
             route::<session::Lock>(),
             ("GET", OPENAPI_PATH),
+            route::<backup::Backup>(),
             $(route::<$op>(),)*
         ];
     };

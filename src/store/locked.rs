@@ -106,6 +106,7 @@ impl LockedStore {
             unlocked_slot: RwLock::new((id, crate::crypto::Locked::new(kek))),
             principals: RwLock::new(principals::Cache::default()),
             principal_writes: std::sync::Mutex::new(()),
+            changes: super::changes::Changes::new(),
             noted: std::sync::Mutex::default(),
             exes: std::sync::Mutex::default(),
         };

@@ -24,8 +24,38 @@ impl Store {
     /// # Errors
     /// `Conflict` when `out` exists; I/O errors.
     pub fn backup(&self, actor: &Actor, out: &Path) -> Result<()> {
-        use std::os::unix::fs::OpenOptionsExt;
         self.authorize_admin(actor, Action::Export, "backup")?;
+        self.backup_into(actor, out, &format!("backup {}", out.display()))
+    }
+
+    /// A consistent copy of the store for `GET /v1/backup`: written to a new 0600 file beside
+    /// the store, opened, and unlinked at once, so that nothing is left on disk when the
+    /// reader finishes or dies. Returns the open file and its length. Audited as `export`
+    /// (the copy holds its own record); a denial is audited too.
+    ///
+    /// # Errors
+    /// `PermissionDenied` for non-owners; I/O errors (disk full: `unavailable`).
+    pub fn backup_stream(&self, actor: &Actor) -> Result<(std::fs::File, u64)> {
+        self.authorize_admin(actor, Action::Export, "backup")?;
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        let mut rnd = [0u8; 8];
+        crate::crypto::fill_random(&mut rnd)?;
+        let tmp = dir.join(format!(".tresor-backup-{}.tmp", super::hex(&rnd)));
+        let label = format!("backup streamed to {}", actor.principal);
+        self.backup_into(actor, &tmp, &label)?;
+        let opened = std::fs::File::open(&tmp).and_then(|f| {
+            let len = f.metadata()?.len();
+            Ok((f, len))
+        });
+        let _ = std::fs::remove_file(&tmp);
+        Ok(opened?)
+    }
+
+    fn backup_into(&self, actor: &Actor, out: &Path, label: &str) -> Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
         match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -43,10 +73,7 @@ impl Store {
         }
         let result = (|| {
             // Record the backup first, so the copy contains its own record.
-            self.record(
-                &AuditEntry::new(actor, Action::Export, Outcome::Ok)
-                    .named(format!("backup {}", out.display())),
-            )?;
+            self.record(&AuditEntry::new(actor, Action::Export, Outcome::Ok).named(label))?;
             let copy = Database::builder()
                 .set_cache_size(DEFAULT_CACHE_BYTES)
                 .create(out)?;

@@ -19,6 +19,7 @@
 //! in the clear, and a lookup is one point get.
 
 mod audit;
+mod changes;
 mod check;
 mod db;
 mod exes;
@@ -101,6 +102,8 @@ pub struct Store {
     principals: RwLock<principals::Cache>,
     /// Serializes principal changes (read, write, commit, cache reload).
     principal_writes: std::sync::Mutex<()>,
+    /// The change generation that watchers wait on.
+    changes: changes::Changes,
     /// Value reads not yet folded into `last_used` (see `last_used.rs`).
     noted: std::sync::Mutex<last_used::Noted>,
     /// Interned executable paths of audit records (see `exes.rs`).
@@ -305,6 +308,7 @@ impl Store {
             unlocked_slot: RwLock::new((0, crate::crypto::Locked::new(kek))),
             principals: RwLock::new(principals::Cache::default()),
             principal_writes: std::sync::Mutex::new(()),
+            changes: changes::Changes::new(),
             noted: std::sync::Mutex::default(),
             exes: std::sync::Mutex::default(),
         };

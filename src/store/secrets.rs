@@ -240,6 +240,7 @@ impl Store {
         let metas: Vec<SecretMeta> = metas.into_iter().map(|(_, m)| m).collect();
         audit::append(self, &txn, &entries)?;
         self.db.commit(txn)?;
+        self.changed();
         Ok(metas)
     }
 
@@ -322,6 +323,7 @@ impl Store {
             )],
         )?;
         self.db.commit(txn)?;
+        self.changed();
         Ok(refs)
     }
 
@@ -398,6 +400,7 @@ impl Store {
             ],
         )?;
         self.db.commit(txn)?;
+        self.changed();
         Ok(self.meta_of(&h, &meta))
     }
 }
@@ -469,7 +472,9 @@ fn apply_set(
     if req.integration.is_some() {
         rec.integration = req.integration;
     }
+    // A label given with an empty value is removed (`--meta k=`, `--unset-meta k`).
     rec.meta.extend(req.meta);
+    rec.meta.retain(|_, v| !v.is_empty());
     if req.max_age_days.is_some() {
         rec.max_age_days = req.max_age_days;
     }

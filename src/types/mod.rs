@@ -536,7 +536,7 @@ pub struct SetRequest {
     pub description: Option<String>,
     /// Integration tag.
     pub integration: Option<String>,
-    /// Labels, merged into the current ones.
+    /// Labels, merged into the current ones; a label with an empty value is removed.
     pub meta: BTreeMap<String, String>,
     /// Rotation policy in days.
     pub max_age_days: Option<u32>,

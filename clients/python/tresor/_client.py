@@ -338,6 +338,57 @@ class Client:
         """``POST /v1/unlock`` (owners)."""
         return dict(self.request("POST", "/v1/unlock", {"passphrase": passphrase}))
 
+    def backup(self, path: Union[str, "os.PathLike[str]"]) -> int:
+        """``GET /v1/backup`` (owners): writes a consistent copy of the sealed store file to a
+        new file ``path`` (mode 0600; an existing file is never overwritten: ``FileExistsError``)
+        and returns its size. Streamed on a connection of its own; a download cut short
+        removes the file and raises :class:`DaemonUnavailable`. Audited as ``export``."""
+        target = os.fspath(path)
+        headers = {API_HEADER: str(API_VERSION)}
+        if self._token is not None:
+            headers["Authorization"] = f"Bearer {self._token}"
+        conn = self._open()
+        try:
+            try:
+                conn.request("GET", "/v1/backup", headers=headers)
+                resp = conn.getresponse()
+            except (OSError, http.client.HTTPException) as e:
+                raise self._failure(_ReadFailed(e)) from None
+            if resp.status != 200:
+                data = resp.read()
+                try:
+                    decoded = json.loads(data) if data else None
+                except ValueError:
+                    decoded = None
+                raise error_from_body(resp.status, decoded)
+            expected = int(resp.getheader("Content-Length") or -1)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            written = 0
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    while True:
+                        chunk = resp.read(64 * 1024)
+                        if not chunk:
+                            break
+                        out.write(chunk)
+                        written += len(chunk)
+                    out.flush()
+                    os.fsync(out.fileno())
+                if expected >= 0 and written != expected:
+                    raise self._unavailable(
+                        f"the backup ended after {written} of {expected} bytes"
+                    )
+            except BaseException as e:
+                os.unlink(target)
+                if isinstance(e, (OSError, http.client.HTTPException)) and not isinstance(
+                    e, FileExistsError
+                ):
+                    raise self._failure(_ReadFailed(e)) from None
+                raise
+            return written
+        finally:
+            conn.close()
+
 
 class Secrets:
     """``client.secrets``: the Kubiya SDK Secrets Service shape over tresor's API."""
@@ -442,6 +493,27 @@ class Secrets:
         for var, b in (body.get("env_base64") or {}).items():
             out[var] = _b64(f"variable {var}", b)
         return out
+
+    def watch(
+        self,
+        names: Union[str, Iterable[str]],
+        since: Optional[int] = None,
+        timeout: Optional[float] = None,
+    ) -> Dict[str, Any]:
+        """``GET /v1/watch``: ``{generation, secrets: [{name, scope, version}]}`` for
+        ``[scope/]name`` items. Without ``since`` it answers at once; with the ``generation`` of
+        the last answer it waits until a secret of the store changes or ``timeout`` seconds
+        pass (at most 25, and less than the client's own timeout). Compare the versions with
+        the ones you hold to tell whether yours changed, then watch again with the new
+        ``generation``."""
+        items = [names] if isinstance(names, str) else list(names)
+        query: List[Tuple[str, Any]] = [("secrets", ",".join(items))]
+        if since is not None:
+            wait = 25.0 if timeout is None else float(timeout)
+            if self._client.timeout is not None:
+                wait = min(wait, max(self._client.timeout - 1.0, 0.0))
+            query += [("since", int(since)), ("timeout_ms", int(max(wait, 0.0) * 1000))]
+        return dict(self._client.request("GET", "/v1/watch" + _query(query)))
 
     @contextlib.contextmanager
     def use(

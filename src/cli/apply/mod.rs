@@ -169,13 +169,26 @@ fn execute(b: &Backend, steps: &[Step]) -> Result<usize> {
             _ => {}
         }
     }
-    if !writes.is_empty() {
-        b.set_many(writes)?;
-    }
-    for op in steps.iter().flat_map(|s| &s.ops) {
-        run_op(b, op)?;
-    }
-    Ok(steps.iter().filter(|s| !s.ops.is_empty()).count())
+    let others = steps
+        .iter()
+        .flat_map(|s| &s.ops)
+        .filter(|op| !matches!(op, Op::CreateSecret(..) | Op::UpdateSecret(_)))
+        .count();
+    let bar = super::progress::bar(writes.len() + others, "applying");
+    let done = (|| {
+        if !writes.is_empty() {
+            super::progress::set_many(b, writes, &bar)?;
+        }
+        for op in steps.iter().flat_map(|s| &s.ops) {
+            run_op(b, op)?;
+            if !matches!(op, Op::CreateSecret(..) | Op::UpdateSecret(_)) {
+                bar.inc(1);
+            }
+        }
+        Ok(())
+    })();
+    bar.finish_and_clear();
+    done.map(|()| steps.iter().filter(|s| !s.ops.is_empty()).count())
 }
 
 fn run_op(b: &Backend, op: &Op) -> Result<()> {

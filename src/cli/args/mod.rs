@@ -138,8 +138,10 @@ pub enum Command {
     Keyslot(KeyslotCommand),
     /// Make a new data key and re-seal everything (removes the other keyslots)
     Rekey,
-    /// Write a consistent copy of the store to a new file
+    /// Write a consistent copy of the store to a new file (through the daemon when one runs)
     Backup(BackupArgs),
+    /// Check a backup (it opens, unlocks, its audit chain verifies) and make it the store
+    Restore(RestoreArgs),
     /// Show the audit log, or verify its chain
     Audit(AuditArgs),
     /// Manage principals (owners, members, agents) and their grants
@@ -165,6 +167,8 @@ pub enum Command {
     Unlock,
     /// Print a shell completion script
     Completions(CompletionsArgs),
+    /// Write man pages (tresor.1 and one per subcommand) into a directory
+    Man(ManArgs),
 }
 
 /// `init`.
@@ -209,9 +213,12 @@ pub struct SetArgs {
     /// An integration tag (github, aws, ...)
     #[arg(long, value_name = "TAG")]
     pub integration: Option<String>,
-    /// A label, merged into the current ones (repeatable)
+    /// A label, merged into the current ones; KEY= (empty) removes it (repeatable)
     #[arg(long = "meta", value_name = "KEY=VALUE")]
     pub meta: Vec<String>,
+    /// Remove a label (repeatable; same as --meta KEY=)
+    #[arg(long = "unset-meta", value_name = "KEY")]
+    pub unset_meta: Vec<String>,
     /// Rotation policy in days
     #[arg(long, value_name = "DAYS")]
     pub max_age_days: Option<u32>,
@@ -375,6 +382,19 @@ pub struct BackupArgs {
     pub out: PathBuf,
 }
 
+/// `restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup file (made by `tresor backup`)
+    pub backup: PathBuf,
+    /// Where to restore it (default: the store, `--store` / `TRESOR_STORE`)
+    #[arg(long)]
+    pub to: Option<PathBuf>,
+    /// Replace an existing store (never one a running daemon holds: stop it first)
+    #[arg(long)]
+    pub force: bool,
+}
+
 /// `audit`.
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -504,7 +524,7 @@ pub struct PrincipalAddArgs {
 pub enum RoleArg {
     /// Everything
     Owner,
-    /// Metadata, check and reports; values of its own user: scope
+    /// Metadata, check and reports; its personal secrets (user:<self>): values and writes
     Member,
     /// Values of the secrets its grants cover
     Agent,
@@ -562,4 +582,11 @@ pub struct CompletionsArgs {
     /// The shell
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+/// `man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The directory (created if missing), e.g. /usr/local/share/man/man1
+    pub outdir: PathBuf,
 }

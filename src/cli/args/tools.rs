@@ -20,7 +20,13 @@ pub const RUN_LONG_HELP: &str = "\
     SIGINT, SIGTERM and SIGHUP are forwarded to the child (a ^C on the terminal reaches it \
     directly, and is not sent twice). The exit code is the child's, \
     128+N when it died of signal N, 127 when the command is not found. TRESOR_PASSPHRASE \
-    is removed from the child's environment.";
+    is removed from the child's environment.\n\n\
+    With --watch, a new version of any injected secret (a rotation, a rollback, an upstream \
+    refresh) restarts the command with the new values: it gets SIGTERM, SIGKILL after \
+    --grace (10s), and starts again; changes within --debounce (1s) of each other restart \
+    it once. Through the daemon the watch is a long poll (GET /v1/watch); on the file \
+    (--direct, or no daemon) the file is looked at every --poll (2s), and opened only when \
+    it changed. When the command exits by itself, run exits with its code.";
 
 /// The long `--help` of `mcp`.
 pub const MCP_LONG_HELP: &str = "\
@@ -99,6 +105,34 @@ pub struct RunArgs {
     /// Leave the child's output alone (it keeps our terminal)
     #[arg(long)]
     pub no_mask: bool,
+    /// Restart the command with the new values when a new version of an injected secret
+    /// appears (a rotation, a rollback, an upstream refresh)
+    #[arg(long)]
+    pub watch: bool,
+    /// With --watch: how long the command has to exit after SIGTERM before it is killed
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10s",
+        requires = "watch"
+    )]
+    pub grace: String,
+    /// With --watch: wait this long after a change for more changes before restarting once
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "1s",
+        requires = "watch"
+    )]
+    pub debounce: String,
+    /// With --watch on the file (no daemon): how often to look for changes
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "2s",
+        requires = "watch"
+    )]
+    pub poll: String,
     /// The command and its arguments, after --
     #[arg(
         required = true,
