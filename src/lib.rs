@@ -80,8 +80,8 @@ pub use error::{Error, ErrorCode, Result};
 #[cfg(feature = "protocol")]
 pub use ops::{Api, Local};
 pub use store::{
-    CreateOptions, KdfChoice, KeyslotInfo, LockedStore, NewKeyslot, PeerAdmission, PeerRoles,
-    ReadRequest, Store, UnlockSecret,
+    BundleRequest, CreateOptions, KdfChoice, KeyslotInfo, LockedStore, NewKeyslot, PeerAdmission,
+    PeerRoles, ReadRequest, Store, UnlockSecret,
 };
 pub use types::*;
 

@@ -18,6 +18,7 @@ mod admin;
 mod args;
 mod batch;
 mod http;
+mod inbox;
 mod probe;
 mod refresh;
 mod refusals;

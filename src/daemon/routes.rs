@@ -187,6 +187,17 @@ pub(crate) fn router(state: Arc<State>) -> Router {
     let r = route::<session::Unlock>(r, on(method_of::<session::Unlock>(), admin::unlock));
     let r = route::<session::Lock>(r, on(method_of::<session::Lock>(), admin::lock));
     let r = r.route(ops::OPENAPI_PATH, axum::routing::get(openapi));
+    let r = route::<ops::airgap::InboxKeyGet>(
+        r,
+        on(method_of::<ops::airgap::InboxKeyGet>(), super::inbox::key),
+    );
+    let r = route::<ops::airgap::InboxSubmit>(
+        r,
+        on(
+            method_of::<ops::airgap::InboxSubmit>(),
+            super::inbox::submit,
+        ),
+    );
     register_operations(r)
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)

@@ -7,6 +7,7 @@
 //! All integers are big-endian. A layout only ever gains a new version; old versions stay
 //! readable and are kept as golden files under `tests/data/`.
 
+pub mod bundle;
 mod keyslot;
 
 #[cfg(feature = "test-util")]

@@ -26,6 +26,7 @@
 //!
 //! Nothing in the daemon, the client or the CLI backends changes.
 
+pub mod airgap;
 mod api;
 pub mod audit;
 mod encode;
@@ -152,6 +153,8 @@ macro_rules! endpoint {
 pub(crate) use endpoint;
 
 /// Calls `$m!` with every [`Operation`] type: the one list the daemon's router is built from.
+/// (The inbox's two operations are served also while locked, so the daemon routes them
+/// itself; they are in [`ROUTES`] but not here.)
 #[macro_export]
 #[doc(hidden)]
 macro_rules! __tresor_operations {
@@ -178,7 +181,9 @@ macro_rules! __tresor_operations {
             $crate::ops::upstream::ProviderPut,
             $crate::ops::upstream::ProviderDelete,
             $crate::ops::upstream::RemotePut,
-            $crate::ops::upstream::Sync
+            $crate::ops::upstream::Sync,
+            $crate::ops::airgap::BundleCreate,
+            $crate::ops::airgap::BundleApply
         );
     };
 }
@@ -197,6 +202,8 @@ macro_rules! route_table {
             route::<session::Unlock>(),
             route::<session::Lock>(),
             ("GET", OPENAPI_PATH),
+            route::<airgap::InboxKeyGet>(),
+            route::<airgap::InboxSubmit>(),
             $(route::<$op>(),)*
         ];
     };

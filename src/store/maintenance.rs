@@ -299,6 +299,7 @@ fn rekey_all(
     let last = new_audit.last().map_or(0, |(s, _)| *s);
     audit::write_head_with(new, id, txn, last, &prev)?;
     super::upstream::rekey(store, new, txn)?;
+    super::airgap::rekey(store, new, txn)?;
     progress(total, total);
     Ok(())
 }

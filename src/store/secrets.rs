@@ -335,6 +335,7 @@ impl Store {
                 values.remove(&value_key(&h, v.version))?;
             }
         }
+        self.put_tombstone(&txn, &rec.scope, name, now_us())?;
         audit::append(
             self,
             &txn,
