@@ -230,9 +230,8 @@ pub fn encode_bundle_payload(p: &BundlePayload) -> Result<zeroize::Zeroizing<Vec
 /// `Integrity` (bundle) when it does not parse or names are invalid.
 pub fn decode_bundle_payload(b: &[u8]) -> Result<BundlePayload> {
     let fail = |what: &str| Error::integrity("bundle", what.to_owned());
-    let body = match b.split_first() {
-        Some((&PAYLOAD_V1, body)) => body,
-        _ => return Err(fail("payload version")),
+    let Some((&PAYLOAD_V1, body)) = b.split_first() else {
+        return Err(fail("payload version"));
     };
     let (p, rest): (BundlePayload, _) =
         postcard::take_from_bytes(body).map_err(|_| fail("payload does not parse"))?;

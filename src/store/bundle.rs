@@ -56,7 +56,68 @@ impl Store {
             ));
         }
         let identity = self.identity(actor)?;
-        let since = req.since.map(|t| t.as_microsecond());
+        let (secrets, tombstones, versions) = self.bundle_contents(req)?;
+        let txn = self.db.begin_write()?;
+        let mut state = self.airgap_state(&txn)?;
+        state.out_seq += 1;
+        let payload = BundlePayload {
+            source: self.header.store_id,
+            seq: state.out_seq,
+            created_at: now_us(),
+            with_history: req.with_history,
+            secrets,
+            tombstones,
+        };
+        self.put_airgap_state(&txn, &state)?;
+        let mut entries: Vec<AuditEntry> = payload
+            .secrets
+            .iter()
+            .map(|s| {
+                AuditEntry::new(actor, Action::Export, Outcome::Ok).secret(
+                    &s.scope,
+                    &s.name,
+                    s.versions.last().map(|v| v.version),
+                )
+            })
+            .collect();
+        entries.push(
+            AuditEntry::new(actor, Action::Export, Outcome::Ok).named(format!(
+                "bundle {} seq {}",
+                self.store_id(),
+                payload.seq
+            )),
+        );
+        audit::append(self, &txn, &entries)?;
+        self.db.commit(txn)?;
+        let body = encode_bundle_payload(&payload)?;
+        let signer = identity.public().sign;
+        let signature = identity.sign(&bundle_message(&signer, &body));
+        let plain = SignedBundle {
+            signer,
+            signature,
+            payload: &body,
+        }
+        .encode();
+        let info = BundleInfo {
+            source: self.store_id(),
+            seq: payload.seq,
+            secrets: payload.secrets.len(),
+            versions,
+            tombstones: payload.tombstones.len(),
+        };
+        Ok((age_encrypt(&req.recipients, &plain)?, info))
+    }
+
+    /// The secrets (with their values), deletions and version count `req` asks for.
+    fn bundle_contents(
+        &self,
+        req: &BundleRequest,
+    ) -> Result<(
+        Vec<BundleSecret>,
+        Vec<crate::format::bundle::Tombstone>,
+        usize,
+    )> {
+        let since = req.since.map(jiff::Timestamp::as_microsecond);
         let wanted = |scope: &Scope, name: &str| {
             req.secrets.is_empty()
                 || req
@@ -109,55 +170,7 @@ impl Store {
             .filter(|t| since.is_none_or(|s| t.deleted_at >= s))
             .filter(|t| !present.contains(&(t.scope.clone(), t.name.clone())))
             .collect();
-        let txn = self.db.begin_write()?;
-        let mut state = self.airgap_state(&txn)?;
-        state.out_seq += 1;
-        let payload = BundlePayload {
-            source: self.header.store_id,
-            seq: state.out_seq,
-            created_at: now_us(),
-            with_history: req.with_history,
-            secrets,
-            tombstones,
-        };
-        self.put_airgap_state(&txn, &state)?;
-        let mut entries: Vec<AuditEntry> = payload
-            .secrets
-            .iter()
-            .map(|s| {
-                AuditEntry::new(actor, Action::Export, Outcome::Ok).secret(
-                    &s.scope,
-                    &s.name,
-                    s.versions.last().map(|v| v.version),
-                )
-            })
-            .collect();
-        entries.push(
-            AuditEntry::new(actor, Action::Export, Outcome::Ok).named(format!(
-                "bundle {} seq {}",
-                self.store_id(),
-                payload.seq
-            )),
-        );
-        audit::append(self, &txn, &entries)?;
-        self.db.commit(txn)?;
-        let body = encode_bundle_payload(&payload)?;
-        let signer = identity.public().sign;
-        let signature = identity.sign(&bundle_message(&signer, &body));
-        let plain = SignedBundle {
-            signer,
-            signature,
-            payload: &body,
-        }
-        .encode();
-        let info = BundleInfo {
-            source: self.store_id(),
-            seq: payload.seq,
-            secrets: payload.secrets.len(),
-            versions,
-            tombstones: payload.tombstones.len(),
-        };
-        Ok((age_encrypt(&req.recipients, &plain)?, info))
+        Ok((secrets, tombstones, versions))
     }
 
     fn bundle_secret(
@@ -221,30 +234,30 @@ impl Store {
     ) -> Result<BundlePlan> {
         self.authorize(actor, Action::Import, "bundle")?;
         let identity = self.identity(actor)?;
-        let plain = identity.decrypt("bundle", bundle, BUNDLE_MAX)?;
-        let signed = SignedBundle::decode(&plain)?;
+        let opened = identity.decrypt("bundle", bundle, BUNDLE_MAX)?;
+        let layout = SignedBundle::decode(&opened)?;
         if !verify(
-            &signed.signer,
-            &bundle_message(&signed.signer, signed.payload),
-            &signed.signature,
+            &layout.signer,
+            &bundle_message(&layout.signer, layout.payload),
+            &layout.signature,
         ) {
             return Err(Error::integrity("bundle", "signature does not verify"));
         }
-        let signer = PublicKeys {
+        let signer_text = PublicKeys {
             recipient: String::new(),
-            sign: signed.signer,
+            sign: layout.signer,
         }
         .sign_text();
         if let Some(k) = from_key
-            && *k != signed.signer
+            && *k != layout.signer
         {
             let why = format!(
-                "bundle signed by {signer}, not by the key given with --from-key; nothing applied"
+                "bundle signed by {signer_text}, not by the key given with --from-key; nothing applied"
             );
             self.record(&AuditEntry::new(actor, Action::Import, Outcome::Denied).named("bundle"))?;
             return Err(Error::denied(why));
         }
-        let payload = decode_bundle_payload(signed.payload)?;
+        let payload = decode_bundle_payload(layout.payload)?;
         if payload.source == self.header.store_id {
             return Err(Error::invalid("bundle", "made by this store itself"));
         }
@@ -267,7 +280,7 @@ impl Store {
         let plan = BundlePlan {
             source: hex(&payload.source),
             seq: payload.seq,
-            signer,
+            signer: signer_text,
             created_at: ts(payload.created_at),
             items,
             applied: !dry_run,

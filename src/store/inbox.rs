@@ -31,7 +31,9 @@ use super::records::{SecretRec, ValueRec, VersionRec, now_us, value_key};
 use super::{LockedStore, SECRETS, Store, VALUES, audit};
 use crate::error::{Error, Result};
 use crate::format::TableId;
-use crate::format::bundle::{SUBMISSION_FILE_MAX, SUBMISSION_MAX, parse_submission};
+use crate::format::bundle::{
+    ParsedSubmission, SUBMISSION_FILE_MAX, SUBMISSION_MAX, parse_submission,
+};
 use crate::types::{Action, Actor, AuditEntry, InboxOutcome, Outcome};
 
 const INBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("inbox");
@@ -173,7 +175,7 @@ impl Store {
                 .and_then(|()| identity.decrypt("inbox", &p.bytes, SUBMISSION_MAX))
                 .and_then(|plain| parse_submission(&plain));
             let outcome = match result {
-                Ok(sub) => self.apply_submission(&p, sub)?,
+                Ok(sub) => self.apply_submission(&p, &sub)?,
                 Err(e) => self.quarantine(&p, &reason_of(&e), None)?,
             };
             out.push(outcome);
@@ -198,11 +200,13 @@ impl Store {
             if name.starts_with('.') || !md.is_file() {
                 continue;
             }
-            let mut actor = Actor::default();
-            actor.uid = md.uid();
-            actor.gid = md.gid();
-            actor.principal =
-                crate::sys::user_name(md.uid()).unwrap_or_else(|| format!("uid-{}", md.uid()));
+            let actor = Actor {
+                uid: md.uid(),
+                gid: md.gid(),
+                principal: crate::sys::user_name(md.uid())
+                    .unwrap_or_else(|| format!("uid-{}", md.uid())),
+                ..Actor::default()
+            };
             let bytes = if md.len() > SUBMISSION_FILE_MAX {
                 Vec::new()
             } else {
@@ -222,11 +226,7 @@ impl Store {
         Ok(out)
     }
 
-    fn apply_submission(
-        &self,
-        p: &Pending,
-        sub: crate::format::bundle::ParsedSubmission,
-    ) -> Result<InboxOutcome> {
+    fn apply_submission(&self, p: &Pending, sub: &ParsedSubmission) -> Result<InboxOutcome> {
         let replay_key = match &sub.id {
             Some(id) => blake3::hash(format!("id:{id}").as_bytes()),
             None => blake3::hash(&p.bytes),
@@ -258,23 +258,7 @@ impl Store {
                 txn.abort()?;
                 return self.quarantine(p, why, Some(label));
             }
-            let mut rec = existing.unwrap_or_else(|| SecretRec {
-                name: sub.name.clone(),
-                scope: sub.scope.clone(),
-                stype: sub.secret_type.unwrap_or_default(),
-                description: None,
-                integration: None,
-                meta: std::collections::BTreeMap::new(),
-                created_at: now,
-                created_by: p.actor.principal.clone(),
-                updated_at: now,
-                updated_by: p.actor.principal.clone(),
-                last_used: None,
-                version: 0,
-                max_versions: NEW_MAX_VERSIONS,
-                max_age_days: None,
-                versions: Vec::new(),
-            });
+            let mut rec = existing.unwrap_or_else(|| new_rec(sub, &p.actor.principal, now));
             if let Some(t) = sub.secret_type {
                 rec.stype = t;
             }
@@ -311,7 +295,7 @@ impl Store {
         }
         state.remember(replay_key, now);
         self.put_airgap_state(&txn, &state)?;
-        self.forget(&txn, p)?;
+        forget(&txn, p)?;
         let mut e = AuditEntry::new(&p.actor, Action::Set, Outcome::Ok).secret(
             &sub.scope,
             &sub.name,
@@ -330,13 +314,6 @@ impl Store {
             version: Some(version),
             quarantined: None,
         })
-    }
-
-    fn forget(&self, txn: &redb::WriteTransaction, p: &Pending) -> Result<()> {
-        if let Source::Row(k) = p.from {
-            txn.open_table(INBOX)?.remove(k)?;
-        }
-        Ok(())
     }
 
     /// Moves a bad submission to the quarantine directory with a `.reason` file, and audits it.
@@ -372,7 +349,7 @@ impl Store {
         }
         write(format!("{base}.reason"), reason.as_bytes())?;
         let txn = self.db.begin_write()?;
-        self.forget(&txn, p)?;
+        forget(&txn, p)?;
         let mut e = AuditEntry::new(&p.actor, Action::Set, Outcome::Error)
             .named(format!("inbox {}: quarantined ({why})", p.label));
         e.channel = crate::types::Channel::Direct;
@@ -406,5 +383,33 @@ fn reason_of(e: &Error) -> String {
         Error::Integrity { record, .. } => format!("integrity: {record}"),
         Error::PayloadTooLarge { limit, .. } => format!("oversized: over {limit} bytes"),
         other => format!("malformed: {other}"),
+    }
+}
+
+fn forget(txn: &redb::WriteTransaction, p: &Pending) -> Result<()> {
+    if let Source::Row(k) = p.from {
+        txn.open_table(INBOX)?.remove(k)?;
+    }
+    Ok(())
+}
+
+/// The record of a secret created by a submission.
+fn new_rec(sub: &ParsedSubmission, by: &str, now: i64) -> SecretRec {
+    SecretRec {
+        name: sub.name.clone(),
+        scope: sub.scope.clone(),
+        stype: sub.secret_type.unwrap_or_default(),
+        description: None,
+        integration: None,
+        meta: std::collections::BTreeMap::new(),
+        created_at: now,
+        created_by: by.to_owned(),
+        updated_at: now,
+        updated_by: by.to_owned(),
+        last_used: None,
+        version: 0,
+        max_versions: NEW_MAX_VERSIONS,
+        max_age_days: None,
+        versions: Vec::new(),
     }
 }
