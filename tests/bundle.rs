@@ -336,3 +336,38 @@ fn the_v1_golden_store_gets_an_identity_on_first_use_and_keeps_opening() {
     let verify = run(&["audit", "verify"]);
     assert_eq!(verify.code, 0, "{}", verify.stderr);
 }
+
+/// A bundle larger than the 1 MiB body cap of other requests applies through the daemon
+/// (owners only, checked before the body is read).
+#[test]
+fn a_bundle_over_one_mib_applies_through_the_daemon() {
+    use std::fmt::Write as _;
+    let a = Env::new();
+    let b = Env::new();
+    let mut env_file = String::new();
+    for i in 0..1200 {
+        let _ = writeln!(env_file, "BIG_{i:05}={}", "x".repeat(1000));
+    }
+    let f = a.path("big.env");
+    std::fs::write(&f, env_file).unwrap();
+    ok(
+        &a.run(&["import", "--format", "dotenv", f.to_str().unwrap()], None),
+        "import",
+    );
+    let rb = key(&b, false);
+    let out = a.path("big.age");
+    create(&a, &rb, &out, &[]);
+    assert!(std::fs::metadata(&out).unwrap().len() > 1024 * 1024);
+    let db = start(&b, true);
+    let r = via(
+        &b,
+        &db,
+        &["--json", "bundle", "apply", out.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), 1200);
+    let got = via(&b, &db, &["get", "big-00007"], None);
+    assert_eq!(got.code, 0, "{}", got.stderr);
+}

@@ -1,16 +1,20 @@
 //! `GET /v1/inbox/key` and `POST /v1/inbox`: served to any known peer, also while locked
 //! (SPEC §6). A submission made while locked waits in the store, encrypted to its recipient,
-//! and is applied at the next unlock.
+//! and is applied at the next unlock. And `POST /v1/bundles/apply`, whose body (a whole
+//! bundle) may exceed the 1 MiB of other requests: for owners only, checked before a byte of
+//! it is read.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State as AxState;
 
-use super::http::{ApiError, ApiResult, Body, Caller, blocking};
+use super::http::{ApiError, ApiResult, Body, Caller, blocking, read_body};
 use super::state::State;
 use crate::error::Error;
-use crate::ops::airgap::{InboxReceipt, InboxSubmit};
+use crate::ops::airgap::{BundleApply, InboxReceipt, InboxSubmit};
+use crate::ops::{Context, Operation};
+use crate::types::{Action, BundlePlan};
 use crate::types::{InboxKey, decode_b64};
 
 fn no_identity() -> ApiError {
@@ -63,4 +67,38 @@ pub(crate) async fn submit(
         applied: false,
         outcomes: Vec::new(),
     }))
+}
+
+/// The largest `POST /v1/bundles/apply` body: 256 MiB (a bundle of 100k secrets with their
+/// history, base64).
+pub(crate) const BUNDLE_BODY_MAX: usize = 256 * 1024 * 1024;
+
+/// `POST /v1/bundles/apply`: owners only, decided (and a refusal audited) before the body is
+/// read; then as any operation.
+pub(crate) async fn bundle_apply(
+    AxState(state): AxState<Arc<State>>,
+    caller: Caller,
+    req: axum::extract::Request,
+) -> ApiResult<Json<BundlePlan>> {
+    let store = caller.store()?;
+    let actor = caller.actor.clone();
+    let check = store.clone();
+    blocking(move || check.authorize(&actor, Action::Import, "bundle")).await?;
+    let op: BundleApply = read_body(req, BUNDLE_BODY_MAX).await?;
+    let reads = state.batcher.clone();
+    let actor = caller.actor;
+    let plan = blocking(move || {
+        op.apply(&Context {
+            store: &store,
+            actor: &actor,
+            reads: &reads,
+        })
+    })
+    .await?;
+    if let Some(w) = state.witness.clone()
+        && let Ok(s) = state.cell.store()
+    {
+        w.note(&s);
+    }
+    Ok(Json(plan))
 }

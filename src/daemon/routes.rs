@@ -198,6 +198,13 @@ pub(crate) fn router(state: Arc<State>) -> Router {
             super::inbox::submit,
         ),
     );
+    let r = route::<ops::airgap::BundleApply>(
+        r,
+        on(
+            method_of::<ops::airgap::BundleApply>(),
+            super::inbox::bundle_apply,
+        ),
+    );
     register_operations(r)
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)

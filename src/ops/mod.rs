@@ -153,8 +153,8 @@ macro_rules! endpoint {
 pub(crate) use endpoint;
 
 /// Calls `$m!` with every [`Operation`] type: the one list the daemon's router is built from.
-/// (The inbox's two operations are served also while locked, so the daemon routes them
-/// itself; they are in [`ROUTES`] but not here.)
+/// (The inbox's two operations, served also while locked, and `bundle apply`, whose body may
+/// be larger than others', are routed by the daemon itself: they are in [`ROUTES`], not here.)
 #[macro_export]
 #[doc(hidden)]
 macro_rules! __tresor_operations {
@@ -182,8 +182,7 @@ macro_rules! __tresor_operations {
             $crate::ops::upstream::ProviderDelete,
             $crate::ops::upstream::RemotePut,
             $crate::ops::upstream::Sync,
-            $crate::ops::airgap::BundleCreate,
-            $crate::ops::airgap::BundleApply
+            $crate::ops::airgap::BundleCreate
         );
     };
 }
@@ -204,6 +203,7 @@ macro_rules! route_table {
             ("GET", OPENAPI_PATH),
             route::<airgap::InboxKeyGet>(),
             route::<airgap::InboxSubmit>(),
+            route::<airgap::BundleApply>(),
             $(route::<$op>(),)*
         ];
     };
