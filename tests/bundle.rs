@@ -371,3 +371,48 @@ fn a_bundle_over_one_mib_applies_through_the_daemon() {
     let got = via(&b, &db, &["get", "big-00007"], None);
     assert_eq!(got.code, 0, "{}", got.stderr);
 }
+
+/// The identity, the replay counters and the tombstones are re-sealed by `rekey` and copied by
+/// `backup`: the keys stay the same, a deletion still travels, a replay is still refused.
+#[test]
+fn rekey_and_backup_keep_the_identity_and_the_air_gap_state() {
+    let a = Env::new();
+    let b = Env::new();
+    a.set("keep", b"keep-value", &[]);
+    a.set("drop", b"drop-value", &[]);
+    let rb = key(&b, false);
+    let sb = key(&b, true);
+    let first = a.path("1.age");
+    create(&a, &rb, &first, &[]);
+    assert_eq!(apply(&b, &first, &[]).0.code, 0);
+    assert_eq!(a.run(&["rm", "drop"], None).code, 0);
+    ok(&a.run(&["rekey"], None), "rekey a");
+    ok(&b.run(&["rekey"], None), "rekey b");
+    assert_eq!(key(&b, false), rb);
+    assert_eq!(key(&b, true), sb);
+    let second = a.path("2.age");
+    create(&a, &rb, &second, &[]);
+    let (r, items) = apply(&b, &second, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(items.contains(&item("delete", "drop", None)), "{items:?}");
+    assert_eq!(
+        apply(&b, &first, &[]).0.code,
+        7,
+        "still a replay after rekey"
+    );
+    // A backup of b is the same store: same keys, same replay state.
+    let copy = b.path("copy.tresor");
+    ok(&b.run(&["backup", copy.to_str().unwrap()], None), "backup");
+    let run = |args: &[&str]| {
+        let mut c = b.cmd();
+        c.arg("--store")
+            .arg(&copy)
+            .arg("--passphrase-file")
+            .arg(&b.pass)
+            .args(args);
+        b.finish(c, None)
+    };
+    assert_eq!(ok(&run(&["inbox", "key"]), "key of the copy"), rb);
+    let r = run(&["bundle", "apply", second.to_str().unwrap()]);
+    assert_eq!(r.code, 7, "{}", r.stderr);
+}

@@ -36,7 +36,7 @@ use crate::format::bundle::{
 };
 use crate::types::{Action, Actor, AuditEntry, InboxOutcome, Outcome};
 
-const INBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("inbox");
+pub(super) const INBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("inbox");
 /// Versions kept for a secret created through the inbox.
 const NEW_MAX_VERSIONS: u32 = 10;
 
@@ -59,6 +59,16 @@ struct Pending {
 enum Source {
     Row(u64),
     File(PathBuf),
+}
+
+impl Pending {
+    /// A row came through the daemon's socket; a file was dropped on the file system.
+    fn channel(&self) -> crate::types::Channel {
+        match self.from {
+            Source::Row(_) => crate::types::Channel::Socket,
+            Source::File(_) => crate::types::Channel::Direct,
+        }
+    }
 }
 
 fn encode_row(actor: &Actor, bytes: &[u8]) -> Vec<u8> {
@@ -301,7 +311,7 @@ impl Store {
             &sub.name,
             Some(version),
         );
-        e.channel = crate::types::Channel::Direct;
+        e.channel = p.channel();
         e.exe = Some(format!("inbox {}", p.label));
         audit::append(self, &txn, &[e])?;
         self.db.commit(txn)?;
@@ -352,7 +362,7 @@ impl Store {
         forget(&txn, p)?;
         let mut e = AuditEntry::new(&p.actor, Action::Set, Outcome::Error)
             .named(format!("inbox {}: quarantined ({why})", p.label));
-        e.channel = crate::types::Channel::Direct;
+        e.channel = p.channel();
         audit::append(self, &txn, &[e])?;
         self.db.commit(txn)?;
         Ok(InboxOutcome {

@@ -60,6 +60,7 @@ impl Store {
             copy_table(&r, &w, AUDIT)?;
             copy_table(&r, &w, STAGING)?;
             super::upstream::backup(&r, &w)?;
+            super::airgap::backup(&r, &w)?;
             w.commit()?;
             Ok(())
         })();
