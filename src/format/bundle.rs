@@ -407,3 +407,86 @@ pub fn seal_submission(recipient: &str, sub: &Submission) -> Result<Vec<u8>> {
     }
     crate::crypto::identity::age_encrypt(&[recipient.to_owned()], &line)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_keys_round_trip_and_reject_damage() {
+        let r = "age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq";
+        let b = encode_public_keys(&[7; 32], r);
+        assert_eq!(decode_public_keys(&b).unwrap(), ([7; 32], r.to_owned()));
+        assert!(decode_public_keys(&b[..33]).is_err());
+        let mut bad = b.clone();
+        bad[0] = 2;
+        assert!(decode_public_keys(&bad).is_err());
+    }
+
+    #[test]
+    fn bundle_layout_round_trip() {
+        let payload = BundlePayload {
+            source: [1; 16],
+            seq: 3,
+            created_at: 5,
+            with_history: true,
+            secrets: vec![BundleSecret {
+                scope: Scope::Org,
+                name: "db".into(),
+                stype: SecretType::Token,
+                description: None,
+                integration: None,
+                meta: BTreeMap::new(),
+                max_age_days: None,
+                max_versions: 10,
+                created_at: 1,
+                created_by: "a".into(),
+                updated_at: 2,
+                versions: vec![BundleVersion {
+                    version: 1,
+                    at: 2,
+                    by: "a".into(),
+                    value: SecretBytes::from("v"),
+                    fields: Vec::new(),
+                }],
+            }],
+            tombstones: vec![Tombstone {
+                scope: Scope::Org,
+                name: "gone".into(),
+                deleted_at: 4,
+            }],
+        };
+        let body = encode_bundle_payload(&payload).unwrap();
+        let bytes = SignedBundle {
+            signer: [2; 32],
+            signature: [3; 64],
+            payload: &body,
+        }
+        .encode();
+        let back = SignedBundle::decode(&bytes).unwrap();
+        assert_eq!((back.signer, back.signature), ([2; 32], [3; 64]));
+        let p = decode_bundle_payload(back.payload).unwrap();
+        assert_eq!((p.seq, p.secrets.len(), p.tombstones.len()), (3, 1, 1));
+        assert!(SignedBundle::decode(&bytes[..100]).is_err());
+        assert!(decode_bundle_payload(&back.payload[..back.payload.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn submissions_parse_and_errors_never_quote_the_value() {
+        let ok = parse_submission(br#"{"tresor":"submit/1","name":"a","value":"s3cr3t"}"#);
+        assert_eq!(ok.unwrap().value.expose(), b"s3cr3t");
+        let b64 = parse_submission(br#"{"tresor":"submit/1","name":"a","value_base64":"AAE="}"#);
+        assert_eq!(b64.unwrap().value.expose(), &[0, 1]);
+        for bad in [
+            &br#"{"tresor":"submit/2","name":"a","value":"s3cr3t"}"#[..],
+            br#"{"tresor":"submit/1","name":"../a","value":"s3cr3t"}"#,
+            br#"{"tresor":"submit/1","name":"a","value":"s3cr3t","value_base64":"AA=="}"#,
+            br#"{"tresor":"submit/1","name":"a","value":"s3cr3t","extra":1}"#,
+            br#"{"tresor":"submit/1","name":"a","value":"s3cr3t"#,
+            b"{\"tresor\":\"submit/1\",\n\"name\":\"a\",\"value\":\"s3cr3t\"}",
+        ] {
+            let e = parse_submission(bad).unwrap_err().to_string();
+            assert!(!e.contains("s3cr3t"), "{e}");
+        }
+    }
+}
