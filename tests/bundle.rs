@@ -416,3 +416,49 @@ fn rekey_and_backup_keep_the_identity_and_the_air_gap_state() {
     let r = run(&["bundle", "apply", second.to_str().unwrap()]);
     assert_eq!(r.code, 7, "{}", r.stderr);
 }
+
+/// `--since` carries only what changed (and was deleted) since then; `--secret` only the names.
+#[test]
+fn since_and_secret_select_what_travels() {
+    let a = Env::new();
+    let b = Env::new();
+    a.set("old", b"old-value", &[]);
+    a.set("gone", b"gone-value", &[]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let cut = jiff_now();
+    a.set("new", b"new-value", &[]);
+    assert_eq!(a.run(&["rm", "gone"], None).code, 0);
+    let rb = key(&b, false);
+    let f = a.path("since.age");
+    create(&a, &rb, &f, &["--since", &cut]);
+    let (r, items) = apply(&b, &f, &["--dry-run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // `gone` does not exist on b: its deletion has nothing to do there.
+    assert_eq!(items, vec![item("create", "new", Some(1))]);
+    let g = a.path("one.age");
+    create(&a, &rb, &g, &["--secret", "old"]);
+    let (_, items) = apply(&b, &g, &["--dry-run"]);
+    assert_eq!(items, vec![item("create", "old", Some(1))]);
+    let r = a.run(
+        &[
+            "bundle",
+            "create",
+            "--to",
+            &rb,
+            "--secret",
+            "nope",
+            "-o",
+            "/dev/null/x",
+        ],
+        None,
+    );
+    assert_ne!(r.code, 0);
+}
+
+fn jiff_now() -> String {
+    let out = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
