@@ -193,6 +193,10 @@ fn bad_submissions_are_quarantined_with_a_reason_and_apply_nothing() {
         );
         age_encrypt(&r, b"{\"name\":\"x\"", &dir.join("g-malformed.age"));
     }
+    // Neither a symlink (to a valid submission) nor a FIFO is read: no hang, nothing applied.
+    std::os::unix::fs::symlink(&good, dir.join("j-link.age")).unwrap();
+    let fifo = Command::new("mkfifo").arg(dir.join("k-fifo.age")).status();
+    assert!(fifo.unwrap().success());
     let ls = env.run(&["--json", "ls"], None);
     assert_eq!(ls.code, 0, "{}", ls.stderr);
     assert_eq!(ls.out().trim(), "[]", "nothing applied");

@@ -194,7 +194,6 @@ impl Store {
     }
 
     fn inbox_files(&self) -> Result<Vec<Pending>> {
-        use std::os::unix::fs::MetadataExt;
         let dir = inbox_dir(&self.path);
         let Ok(rd) = std::fs::read_dir(&dir) else {
             return Ok(Vec::new());
@@ -204,34 +203,12 @@ impl Store {
         let mut out = Vec::new();
         for e in names {
             let name = e.file_name().to_string_lossy().into_owned();
-            let Ok(md) = std::fs::symlink_metadata(e.path()) else {
-                continue;
-            };
-            if name.starts_with('.') || !md.is_file() {
+            if name.starts_with('.') {
                 continue;
             }
-            let actor = Actor {
-                uid: md.uid(),
-                gid: md.gid(),
-                principal: crate::sys::user_name(md.uid())
-                    .unwrap_or_else(|| format!("uid-{}", md.uid())),
-                ..Actor::default()
-            };
-            let bytes = if md.len() > SUBMISSION_FILE_MAX {
-                Vec::new()
-            } else {
-                std::fs::read(e.path())?
-            };
-            let mut p = Pending {
-                label: name,
-                actor,
-                bytes,
-                from: Source::File(e.path()),
-            };
-            if md.len() > SUBMISSION_FILE_MAX {
-                p.bytes = vec![0; usize::try_from(SUBMISSION_FILE_MAX + 1).unwrap_or(usize::MAX)];
+            if let Some(p) = read_dropped(&e.path(), name) {
+                out.push(p);
             }
-            out.push(p);
         }
         Ok(out)
     }
@@ -422,4 +399,38 @@ fn new_rec(sub: &ParsedSubmission, by: &str, now: i64) -> SecretRec {
         max_age_days: None,
         versions: Vec::new(),
     }
+}
+
+/// Reads one dropped file: opened without following a symlink and without blocking (a FIFO
+/// swapped in after listing cannot hang the unlock), checked to be a regular file on the open
+/// descriptor, read up to one byte over the limit. `None` for anything else.
+fn read_dropped(path: &Path, label: String) -> Option<Pending> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(i32::try_from(flags.bits()).ok()?)
+        .open(path)
+        .ok()?;
+    let md = f.metadata().ok()?;
+    if !md.is_file() {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    f.take(SUBMISSION_FILE_MAX + 1)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    let actor = Actor {
+        uid: md.uid(),
+        gid: md.gid(),
+        principal: crate::sys::user_name(md.uid()).unwrap_or_else(|| format!("uid-{}", md.uid())),
+        ..Actor::default()
+    };
+    Some(Pending {
+        label,
+        actor,
+        bytes,
+        from: Source::File(path.to_owned()),
+    })
 }
