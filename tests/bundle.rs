@@ -348,10 +348,13 @@ fn a_bundle_over_one_mib_applies_through_the_daemon() {
     for i in 0..1200 {
         let _ = writeln!(env_file, "BIG_{i:05}={}", "x".repeat(1000));
     }
-    let f = a.path("big.env");
-    std::fs::write(&f, env_file).unwrap();
+    let dotenv = a.path("big.env");
+    std::fs::write(&dotenv, env_file).unwrap();
     ok(
-        &a.run(&["import", "--format", "dotenv", f.to_str().unwrap()], None),
+        &a.run(
+            &["import", "--format", "dotenv", dotenv.to_str().unwrap()],
+            None,
+        ),
         "import",
     );
     let rb = key(&b, false);
@@ -429,15 +432,15 @@ fn since_and_secret_select_what_travels() {
     a.set("new", b"new-value", &[]);
     assert_eq!(a.run(&["rm", "gone"], None).code, 0);
     let rb = key(&b, false);
-    let f = a.path("since.age");
-    create(&a, &rb, &f, &["--since", &cut]);
-    let (r, items) = apply(&b, &f, &["--dry-run"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let since = a.path("since.age");
+    create(&a, &rb, &since, &["--since", &cut]);
+    let (run, items) = apply(&b, &since, &["--dry-run"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
     // `gone` does not exist on b: its deletion has nothing to do there.
     assert_eq!(items, vec![item("create", "new", Some(1))]);
-    let g = a.path("one.age");
-    create(&a, &rb, &g, &["--secret", "old"]);
-    let (_, items) = apply(&b, &g, &["--dry-run"]);
+    let one = a.path("one.age");
+    create(&a, &rb, &one, &["--secret", "old"]);
+    let (_, items) = apply(&b, &one, &["--dry-run"]);
     assert_eq!(items, vec![item("create", "old", Some(1))]);
     let r = a.run(
         &[

@@ -409,6 +409,7 @@ pub fn seal_submission(recipient: &str, sub: &Submission) -> Result<Vec<u8>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -174,7 +174,7 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
         }
-        pending.extend(self.inbox_files()?);
+        pending.extend(self.inbox_files());
         if pending.is_empty() {
             return Ok(Vec::new());
         }
@@ -193,10 +193,10 @@ impl Store {
         Ok(out)
     }
 
-    fn inbox_files(&self) -> Result<Vec<Pending>> {
+    fn inbox_files(&self) -> Vec<Pending> {
         let dir = inbox_dir(&self.path);
         let Ok(rd) = std::fs::read_dir(&dir) else {
-            return Ok(Vec::new());
+            return Vec::new();
         };
         let mut names: Vec<_> = rd.filter_map(std::result::Result::ok).collect();
         names.sort_by_key(std::fs::DirEntry::file_name);
@@ -210,7 +210,7 @@ impl Store {
                 out.push(p);
             }
         }
-        Ok(out)
+        out
     }
 
     fn apply_submission(&self, p: &Pending, sub: &ParsedSubmission) -> Result<InboxOutcome> {
