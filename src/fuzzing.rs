@@ -87,3 +87,34 @@ pub fn requirements(text: &str) -> crate::Result<usize> {
 pub fn integrations(text: &str) -> crate::Result<usize> {
     crate::cli::parsers::integrations("fuzz.toml", text).map(|r| r.len())
 }
+
+/// A fixed store identity for the air-gap targets (made once per process).
+fn fuzz_identity() -> &'static crate::crypto::identity::StoreIdentity {
+    static ID: std::sync::OnceLock<crate::crypto::identity::StoreIdentity> =
+        std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        crate::crypto::identity::StoreIdentity::generate().expect("the OS has randomness")
+    })
+}
+
+/// A sealed bundle as `bundle apply` reads it: age decryption of the file, then (for the
+/// plaintext layout) the signed layout, the signature check and the postcard payload.
+pub fn bundle(data: &[u8]) -> bool {
+    use crate::format::bundle::{SignedBundle, bundle_message, decode_bundle_payload};
+    let _ = fuzz_identity().decrypt("bundle", data, 1 << 20);
+    let Ok(layout) = SignedBundle::decode(data) else {
+        return false;
+    };
+    let signed = crate::crypto::identity::verify(
+        &layout.signer,
+        &bundle_message(&layout.signer, layout.payload),
+        &layout.signature,
+    );
+    decode_bundle_payload(layout.payload).is_ok() && signed
+}
+
+/// An inbox submission: age decryption of the file, and the JSON envelope parser.
+pub fn submission(data: &[u8]) -> bool {
+    let _ = fuzz_identity().decrypt("inbox", data, crate::format::bundle::SUBMISSION_MAX);
+    crate::format::bundle::parse_submission(data).is_ok()
+}

@@ -80,10 +80,20 @@ pub use error::{Error, ErrorCode, Result};
 #[cfg(feature = "protocol")]
 pub use ops::{Api, Local};
 pub use store::{
-    CreateOptions, KdfChoice, KeyslotInfo, LockedStore, NewKeyslot, PeerAdmission, PeerRoles,
-    ReadRequest, Store, UnlockSecret,
+    BundleRequest, CreateOptions, KdfChoice, KeyslotInfo, LockedStore, NewKeyslot, PeerAdmission,
+    PeerRoles, ReadRequest, Store, UnlockSecret,
 };
 pub use types::*;
+
+/// Air-gapped hosts (SPEC §7): what a program needs to feed a store's inbox or check a bundle's
+/// signer without the CLI: the submission envelope and its sealing to a store's recipient, and
+/// the parsers of recipients and signing keys. The store side is [`Store::bundle_create`],
+/// [`Store::bundle_apply`], [`Store::inbox_key`] and [`Store::inbox_process`].
+pub mod airgap {
+    pub use crate::crypto::identity::{SIGN_KEY_PREFIX, parse_sign_key};
+    pub use crate::format::bundle::{SUBMISSION_MAX, SUBMISSION_TAG, Submission, seal_submission};
+    pub use crate::store::inbox_dir;
+}
 
 /// Internals for the project's own tests, benchmarks and fuzz targets (feature `test-util`):
 /// byte layouts, keys and KDF parameters. Not part of the API.

@@ -26,6 +26,7 @@
 //! `TRESOR_TOKEN`), else to the file. `init`, `passwd`, `keyslot`, `rekey` and `restore` always
 //! work on the file: the daemon's API has no endpoints for them.
 
+mod airgap;
 mod apply;
 pub mod args;
 mod audit;
@@ -136,6 +137,9 @@ fn dispatch(ctx: &Ctx, command: &Command) -> Result<ExitCode> {
         Command::Sync(c) => upstream::sync(ctx, c),
         #[cfg(feature = "daemon")]
         Command::Daemon(a) => daemon_ctl::daemon(ctx, a),
+        Command::Inbox(c) => airgap::inbox(ctx, c),
+        Command::Submit(a) => airgap::submit(ctx, a),
+        Command::Bundle(c) => airgap::bundle(ctx, c),
         Command::Status => daemon_ctl::status(ctx),
         Command::Lock => daemon_ctl::lock(ctx),
         Command::Unlock => daemon_ctl::unlock(ctx),

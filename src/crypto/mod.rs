@@ -7,6 +7,7 @@
 //! - Passphrases: Argon2id ([`kdf`]); key files and recovery keys carry 256 bits of entropy and
 //!   are stretched with BLAKE3 `derive_key` alone.
 
+pub mod identity;
 pub mod kdf;
 mod locked;
 

@@ -164,11 +164,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        read_body(req, MAX_BODY).await.map(Body)
+    }
+}
+
+/// Reads and parses a JSON body of at most `limit` bytes (see [`Body`]). Only routes that
+/// check the caller first (owners applying a bundle) pass more than [`MAX_BODY`].
+pub(crate) async fn read_body<T: DeserializeOwned>(
+    req: Request,
+    limit: usize,
+) -> Result<T, ApiError> {
+    {
         let is_post = req.method() == axum::http::Method::POST;
         let too_large = |size: u64| {
             ApiError(Error::PayloadTooLarge {
                 size,
-                limit: MAX_BODY as u64,
+                limit: limit as u64,
             })
         };
         let declared = req
@@ -176,13 +187,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if let Some(n) = declared.filter(|n| *n > MAX_BODY as u64) {
+        if let Some(n) = declared.filter(|n| *n > limit as u64) {
             return Err(too_large(n));
         }
-        let bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        let bytes = match Limited::new(req.into_body(), limit).collect().await {
             Ok(c) => c.to_bytes(),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return Err(too_large(MAX_BODY as u64 + 1));
+                return Err(too_large(limit as u64 + 1));
             }
             Err(e) => {
                 return Err(ApiError(Error::invalid(
@@ -199,7 +210,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
         } else {
             &bytes
         };
-        parse_json(bytes).map(Body)
+        parse_json(bytes)
     }
 }
 

@@ -19,6 +19,7 @@ mod args;
 mod backup;
 mod batch;
 mod http;
+mod inbox;
 mod probe;
 mod refresh;
 mod refusals;

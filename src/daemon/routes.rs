@@ -188,6 +188,24 @@ pub(crate) fn router(state: Arc<State>) -> Router {
     let r = route::<session::Lock>(r, on(method_of::<session::Lock>(), admin::lock));
     let r = r.route(ops::OPENAPI_PATH, axum::routing::get(openapi));
     let r = route::<ops::backup::Backup>(r, axum::routing::get(backup::backup));
+    let r = route::<ops::airgap::InboxKeyGet>(
+        r,
+        on(method_of::<ops::airgap::InboxKeyGet>(), super::inbox::key),
+    );
+    let r = route::<ops::airgap::InboxSubmit>(
+        r,
+        on(
+            method_of::<ops::airgap::InboxSubmit>(),
+            super::inbox::submit,
+        ),
+    );
+    let r = route::<ops::airgap::BundleApply>(
+        r,
+        on(
+            method_of::<ops::airgap::BundleApply>(),
+            super::inbox::bundle_apply,
+        ),
+    );
     register_operations(r)
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)

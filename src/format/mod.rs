@@ -1,12 +1,14 @@
 //! Fixed byte layouts: header, keyslot, sealed-record envelope, audit record.
 //!
-//! Everything a reader can see without a key is in this module: the header and the keyslots
-//! (SPEC §4.1). Everything else is an envelope. Plaintext payloads inside envelopes are postcard
+//! Everything a reader can see without a key is in this module: the header, the keyslots and
+//! the store's public keys (its age X25519 recipient and Ed25519 bundle-signing key, the meta
+//! row `identity_pub`, laid out in [`bundle`]) (SPEC §4.1). Everything else is an envelope. Plaintext payloads inside envelopes are postcard
 //! behind a payload version byte ([`encode_payload`]).
 //!
 //! All integers are big-endian. A layout only ever gains a new version; old versions stay
 //! readable and are kept as golden files under `tests/data/`.
 
+pub mod bundle;
 mod keyslot;
 
 #[cfg(feature = "test-util")]

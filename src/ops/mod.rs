@@ -26,6 +26,7 @@
 //!
 //! Nothing in the daemon, the client or the CLI backends changes.
 
+pub mod airgap;
 mod api;
 pub mod audit;
 pub mod backup;
@@ -156,6 +157,8 @@ macro_rules! endpoint {
 pub(crate) use endpoint;
 
 /// Calls `$m!` with every [`Operation`] type: the one list the daemon's router is built from.
+/// (The inbox's two operations, served also while locked, and `bundle apply`, whose body may
+/// be larger than others', are routed by the daemon itself: they are in [`ROUTES`], not here.)
 #[macro_export]
 #[doc(hidden)]
 macro_rules! __tresor_operations {
@@ -189,7 +192,8 @@ macro_rules! __tresor_operations {
             $crate::ops::upstream::ProviderDelete,
             $crate::ops::upstream::RemotePut,
             $crate::ops::upstream::Sync,
-            $crate::ops::watch::Watch
+            $crate::ops::watch::Watch,
+            $crate::ops::airgap::BundleCreate
         );
     };
 }
@@ -209,6 +213,9 @@ macro_rules! route_table {
             route::<session::Lock>(),
             ("GET", OPENAPI_PATH),
             route::<backup::Backup>(),
+            route::<airgap::InboxKeyGet>(),
+            route::<airgap::InboxSubmit>(),
+            route::<airgap::BundleApply>(),
             $(route::<$op>(),)*
         ];
     };

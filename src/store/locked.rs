@@ -115,6 +115,11 @@ impl LockedStore {
         store.reload_principals()?;
         store.seal_staged(actor, id)?;
         store.replay_reads()?;
+        // Submissions dropped while locked are applied now; a failure here (a full disk) leaves
+        // them waiting for the next unlock and does not undo this one.
+        if let Err(e) = store.inbox_process() {
+            tracing::warn!(error = %e, "inbox submissions not applied; they stay waiting");
+        }
         Ok(store)
     }
 

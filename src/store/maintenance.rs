@@ -88,6 +88,7 @@ impl Store {
             copy_table(&r, &w, STAGING)?;
             super::upstream::backup(&r, &w)?;
             super::refs::backup(&r, &w)?;
+            super::airgap::backup(&r, &w)?;
             w.commit()?;
             Ok(())
         })();
@@ -352,6 +353,7 @@ fn rekey_all(
     audit::write_head_with(new, id, txn, last, &prev)?;
     super::upstream::rekey(store, new, txn)?;
     super::exes::rekey(store, new, txn)?;
+    super::airgap::rekey(store, new, txn)?;
     progress(total, total);
     Ok(())
 }

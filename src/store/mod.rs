@@ -18,11 +18,15 @@
 //! A name hash is BLAKE3-keyed(name key, "secret" ‖ scope ‖ name): names are never stored
 //! in the clear, and a lookup is one point get.
 
+mod airgap;
 mod audit;
+mod bundle;
 mod changes;
 mod check;
 mod db;
 mod exes;
+mod identity;
+mod inbox;
 mod keys;
 mod keyslots;
 mod last_used;
@@ -48,10 +52,12 @@ use crate::crypto::{Key, SubKeys, fill_random};
 use crate::error::{Error, Result};
 use crate::format::{FLAG_INSECURE_KDF, FORMAT_VERSION, Header, KeyslotKind, KeyslotRecord};
 use crate::types::{Action, Actor, AuditEntry, Outcome, Passphrase};
+pub use bundle::BundleRequest;
 #[cfg(feature = "test-util")]
 pub use db::BackendFactory;
 pub use db::Degraded;
 use db::{Db, Opener};
+pub use inbox::inbox_dir;
 pub use keys::{KdfChoice, KeyslotInfo, NewKeyslot, UnlockSecret};
 pub use peers::{PeerAdmission, PeerRoles};
 pub use read::ReadRequest;

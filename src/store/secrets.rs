@@ -313,6 +313,7 @@ impl Store {
             }
         }
         Self::forget_secret(&txn, &h)?;
+        self.put_tombstone(&txn, &rec.scope, name, now_us())?;
         audit::append(
             self,
             &txn,

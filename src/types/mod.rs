@@ -15,6 +15,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::{Error, Result};
 
+mod airgap;
 mod audit;
 mod duration;
 mod encoding;
@@ -25,6 +26,7 @@ pub mod time;
 mod upstream;
 mod value_ref;
 
+pub use airgap::{BundleInfo, BundlePlan, InboxKey, InboxOutcome, PlanAction, PlanItem};
 pub use audit::{
     Action, AuditEntry, AuditHead, AuditQuery, AuditRecord, HeadSpec, Outcome, PruneReport,
     VerifyReport,

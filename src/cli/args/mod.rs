@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub mod airgap;
 mod reports;
 mod tools;
 pub mod upstream;
@@ -156,6 +157,14 @@ pub enum Command {
     /// Mirror a provider's KV v2 tree into local secrets, or show remote secrets' state
     #[command(subcommand)]
     Sync(upstream::SyncCommand),
+    /// The write-only inbox: print the store's public keys
+    #[command(subcommand)]
+    Inbox(airgap::InboxCommand),
+    /// Drop a value (from stdin) into a store's write-only inbox, encrypted to its recipient
+    Submit(airgap::SubmitArgs),
+    /// Sealed bundles for air-gapped hosts: create, apply
+    #[command(subcommand)]
+    Bundle(airgap::BundleCommand),
     /// Run the daemon (tresord) in the foreground
     #[cfg(feature = "daemon")]
     Daemon(crate::daemon::DaemonArgs),
