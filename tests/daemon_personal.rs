@@ -51,6 +51,15 @@ fn helper() {
             .rollback(name, scope.as_ref(), 1)
             .map(|m| format!("v{}", m.version)),
         "rm" => c.delete(name, scope.as_ref(), false).map(|_| "gone".into()),
+        "cert" => c
+            .certificates(vec![tresor::ops::refs::SecretId {
+                name: name.to_owned(),
+                scope,
+            }])
+            .map(|certs| {
+                let expiry = certs.first().and_then(|x| x.not_after);
+                format!("expires:{}", expiry.is_some())
+            }),
         _ => panic!("unknown op {op}"),
     };
     match out {
@@ -183,4 +192,73 @@ fn a_member_manages_its_personal_secrets_and_nothing_else() {
         b"org-value"
     );
     assert!(c.audit_verify().unwrap().ok);
+}
+
+/// The rotation report of a member (issue 11): the certificate's expiry is parsed inside the
+/// store, so the member learns it through the daemon without a value read — no denied-read
+/// record, and `last_used` does not move.
+#[test]
+fn a_members_certificate_report_reads_no_value_through_the_daemon() {
+    if !rustix::process::geteuid().is_root() {
+        println!("skipped: creating a test user and switching uid needs root");
+        return;
+    }
+    let (uid, gid) = ensure_member();
+    let dir = tempfile::Builder::new()
+        .prefix("tresor-personal")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let store_path = dir.path().join("store.tresor");
+    let owner = Actor::direct_owner();
+    let store = tresor::Store::create(
+        &store_path,
+        &tresor::Passphrase::from(common::PASS),
+        &tresor::KdfChoice::Insecure,
+        &owner,
+    )
+    .unwrap();
+    let pem = rcgen::generate_simple_self_signed(vec!["api.example".into()])
+        .unwrap()
+        .cert
+        .pem();
+    let req = SetRequest {
+        value: Some(pem.as_str().into()),
+        secret_type: Some(tresor::SecretType::Certificate),
+        ..Default::default()
+    };
+    store.set(&owner, "tls", req).unwrap();
+    let spec = PrincipalSpec {
+        name: "mem".into(),
+        role: Role::Member,
+        uid: Some(uid),
+        gid: None,
+        token: false,
+    };
+    store.principal_add(&owner, &spec).unwrap();
+    let d = TestDaemon::serve_group(
+        dir,
+        store_path,
+        tresor::daemon::Config::new(store),
+        Some(gid),
+    );
+    let c = d.client();
+    let count = || c.audit(&tresor::AuditQuery::default()).unwrap().len();
+    let before = count();
+
+    assert_eq!(
+        run_as(uid, gid, &d.socket, "get:tls"),
+        "err:permission_denied"
+    );
+    assert_eq!(count(), before + 1, "a denied value read is audited");
+    assert_eq!(run_as(uid, gid, &d.socket, "cert:tls"), "ok:expires:true");
+    assert_eq!(
+        count(),
+        before + 1,
+        "the report adds no record, denied or not"
+    );
+    assert!(
+        c.show("tls", None).unwrap().last_used.is_none(),
+        "last_used did not move"
+    );
 }
