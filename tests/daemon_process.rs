@@ -235,3 +235,35 @@ fn logs_to_a_pipe_have_no_colour_codes() {
         "colour codes in a piped log: {log:?}"
     );
 }
+
+/// tresord bounds glibc's malloc arenas by executing itself again with `MALLOC_ARENA_MAX=2`
+/// (memory budget, SPEC §10): same pid, still serving; a value the caller set is kept.
+#[test]
+fn tresord_runs_with_bounded_malloc_arenas() {
+    let environ = |pid: u32| std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let has = |env: &[u8], kv: &str| env.split(|b| *b == 0).any(|e| e == kv.as_bytes());
+    let p = paths();
+    let pass = p.pass.to_str().unwrap().to_owned();
+    let mut child = start(
+        &p,
+        &["--init", "--insecure-kdf", "--passphrase-file", &pass],
+    );
+    assert!(has(&environ(child.id()), "MALLOC_ARENA_MAX=2"));
+    assert!(
+        !tresor::Client::new(&p.socket)
+            .unwrap()
+            .status()
+            .unwrap()
+            .locked
+    );
+    sigterm(&child);
+    assert!(child.wait().unwrap().success());
+
+    let mut c = tresord(&p, &["--passphrase-file", &pass]);
+    c.env("MALLOC_ARENA_MAX", "4");
+    let mut child = c.spawn().unwrap();
+    wait_for_socket(&p.socket, &mut child);
+    assert!(has(&environ(child.id()), "MALLOC_ARENA_MAX=4"));
+    sigterm(&child);
+    assert!(child.wait().unwrap().success());
+}
