@@ -172,27 +172,6 @@ pub(super) fn rekey(store: &Store, new: &SubKeys, txn: &WriteTransaction) -> Res
 /// Copies the air-gap tables (tombstones, waiting inbox submissions) into a backup; a store
 /// without them has nothing to copy.
 pub(super) fn backup(r: &redb::ReadTransaction, w: &WriteTransaction) -> Result<()> {
-    copy_if_present(r, w, TOMBSTONES)?;
-    copy_if_present(r, w, super::inbox::INBOX)
-}
-
-fn copy_if_present<K: redb::Key + 'static, V: redb::Value + 'static>(
-    r: &redb::ReadTransaction,
-    w: &WriteTransaction,
-    def: TableDefinition<K, V>,
-) -> Result<()>
-where
-    for<'a> K::SelfType<'a>: std::borrow::Borrow<K::SelfType<'a>>,
-{
-    let src = match r.open_table(def) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
-    let mut dst = w.open_table(def)?;
-    for row in src.iter()? {
-        let (k, v) = row?;
-        dst.insert(k.value(), v.value())?;
-    }
-    Ok(())
+    super::maintenance::copy_table_if_present(r, w, TOMBSTONES)?;
+    super::maintenance::copy_table_if_present(r, w, super::inbox::INBOX)
 }

@@ -210,7 +210,34 @@ fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
 where
     for<'a> K::SelfType<'a>: std::borrow::Borrow<K::SelfType<'a>>,
 {
-    let src = r.open_table(def)?;
+    copy_rows(&r.open_table(def)?, w, def)
+}
+
+/// Copies a table that a store made before it existed does not have (then nothing is copied):
+/// the backups of the upstream, reference and air-gap tables.
+pub(super) fn copy_table_if_present<K: redb::Key + 'static, V: redb::Value + 'static>(
+    r: &redb::ReadTransaction,
+    w: &redb::WriteTransaction,
+    def: TableDefinition<K, V>,
+) -> Result<()>
+where
+    for<'a> K::SelfType<'a>: std::borrow::Borrow<K::SelfType<'a>>,
+{
+    match r.open_table(def) {
+        Ok(src) => copy_rows(&src, w, def),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn copy_rows<K: redb::Key + 'static, V: redb::Value + 'static>(
+    src: &redb::ReadOnlyTable<K, V>,
+    w: &redb::WriteTransaction,
+    def: TableDefinition<K, V>,
+) -> Result<()>
+where
+    for<'a> K::SelfType<'a>: std::borrow::Borrow<K::SelfType<'a>>,
+{
     let mut dst = w.open_table(def)?;
     for row in src.iter()? {
         let (k, v) = row?;

@@ -462,14 +462,7 @@ pub(super) fn rekey(
 /// Copies both tables into a backup, when the source has them.
 pub(super) fn backup(r: &redb::ReadTransaction, w: &WriteTransaction) -> Result<()> {
     for def in [REFS, FINGERPRINTS] {
-        let Some(src) = open_optional(r, def)? else {
-            continue;
-        };
-        let mut dst = w.open_table(def)?;
-        for row in src.iter()? {
-            let (k, v) = row?;
-            dst.insert(k.value(), v.value())?;
-        }
+        super::maintenance::copy_table_if_present(r, w, def)?;
     }
     Ok(())
 }

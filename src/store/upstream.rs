@@ -393,15 +393,5 @@ pub(super) fn rekey(store: &Store, new: &SubKeys, txn: &redb::WriteTransaction) 
 
 /// Copies the upstream table into a backup, when the source has one.
 pub(super) fn backup(r: &redb::ReadTransaction, w: &redb::WriteTransaction) -> Result<()> {
-    let src = match r.open_table(UPSTREAM) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
-    let mut dst = w.open_table(UPSTREAM)?;
-    for row in src.iter()? {
-        let (k, v) = row?;
-        dst.insert(k.value(), v.value())?;
-    }
-    Ok(())
+    super::maintenance::copy_table_if_present(r, w, UPSTREAM)
 }
