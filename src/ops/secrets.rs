@@ -56,25 +56,23 @@ endpoint!(List, Get "/v1/secrets" => SecretList);
 /// The largest page of a listing.
 pub const LIST_LIMIT_MAX: usize = 10_000;
 
-/// The cursor after `(scope, name)`: opaque to clients (base64url of the scope and the name).
+/// The cursor after `(scope, name)`: the position itself, `SCOPE/NAME` (a scope never holds
+/// `/`). Clients pass it back as they got it; any position is valid (the page starts after it).
 fn cursor(scope: &Scope, name: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{scope}\n{name}"))
+    format!("{scope}/{name}")
 }
 
 fn parse_cursor(s: &str) -> Result<(Scope, String)> {
-    use base64::Engine;
     let bad = || {
         Error::invalid(
             "after",
-            "not a cursor: pass the `next` of the previous page",
+            "not a cursor: pass the `next` of the previous page (SCOPE/NAME)",
         )
     };
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(s)
-        .map_err(|_| bad())?;
-    let text = String::from_utf8(raw).map_err(|_| bad())?;
-    let (scope, name) = text.split_once('\n').ok_or_else(bad)?;
+    let (scope, name) = s.split_once('/').ok_or_else(bad)?;
+    if name.is_empty() {
+        return Err(bad());
+    }
     Ok((scope.parse().map_err(|_| bad())?, name.to_owned()))
 }
 
