@@ -98,6 +98,8 @@ pub fn restore(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     let (secrets, records) = done?;
+    // A journal left beside the replaced store belongs to it, not to the restored one.
+    let _ = std::fs::remove_file(crate::store::journal_path(&target));
     if ctx.json() {
         return output::print_json(&serde_json::json!({
             "path": target.display().to_string(),

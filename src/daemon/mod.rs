@@ -114,6 +114,6 @@ impl Config {
 fn session_of(o: Opened) -> session::Session {
     match o {
         Opened::Locked(l) => session::Session::Locked(Arc::new(l)),
-        Opened::Unlocked(s) => session::Session::Unlocked(Arc::new(*s)),
+        Opened::Unlocked(s) => session::Session::unlocked(*s),
     }
 }

@@ -14,6 +14,18 @@ pub(crate) enum Session {
     Busy,
 }
 
+impl Session {
+    /// An unlocked store as the daemon serves it: with the audit journal on (value reads'
+    /// records are made durable by one synced append; `store/journal.rs`). When the journal
+    /// cannot be created, reads commit durably one batch at a time, as before.
+    pub(crate) fn unlocked(store: Store) -> Self {
+        if let Err(e) = store.enable_journal() {
+            tracing::warn!(error = %e, "no audit journal; every read batch commits durably");
+        }
+        Self::Unlocked(Arc::new(store))
+    }
+}
+
 /// The session, shared by the handlers and the committer thread.
 pub(crate) struct SessionCell {
     session: RwLock<Session>,

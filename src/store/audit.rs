@@ -137,12 +137,52 @@ pub(super) fn write_head_with(
     Ok(())
 }
 
+/// The chain head (seq, MAC) as `txn` sees it.
+///
+/// # Errors
+/// `Integrity` when the head does not open, or is missing over existing records.
+pub(super) fn head_in(
+    keys: &SubKeys,
+    store_id: &[u8; 16],
+    txn: &WriteTransaction,
+) -> Result<(u64, [u8; 32])> {
+    let meta = txn.open_table(META)?;
+    let head = meta.get(HEAD)?;
+    if head.is_none() && txn.open_table(AUDIT)?.first()?.is_some() {
+        return Err(Error::integrity("meta", HEAD));
+    }
+    read_head(keys, store_id, head.as_ref().map(redb::AccessGuard::value))
+}
+
+/// What an append for the audit journal collects besides the rows (`journal.rs`).
+#[derive(Default)]
+pub(super) struct Frames {
+    /// The journal frames of the appended records.
+    pub bytes: Vec<u8>,
+    /// Whether the append wrote anything else (an interned executable path): the commit must
+    /// then be durable, since the journal holds audit rows only.
+    pub wrote_meta: bool,
+}
+
 /// Appends `entries` to the chain inside `txn`. Durable when the caller commits; a value must
 /// not leave the store before that commit returns.
 ///
 /// # Errors
 /// `Integrity` when the chain head does not open; storage errors.
 pub(super) fn append(store: &Store, txn: &WriteTransaction, entries: &[AuditEntry]) -> Result<()> {
+    append_to(store, txn, entries, None)
+}
+
+/// As [`append`], also collecting the records' journal frames into `frames`.
+///
+/// # Errors
+/// As [`append`].
+pub(super) fn append_to(
+    store: &Store,
+    txn: &WriteTransaction,
+    entries: &[AuditEntry],
+    mut frames: Option<&mut Frames>,
+) -> Result<()> {
     if entries.is_empty() {
         return Ok(());
     }
@@ -163,7 +203,11 @@ pub(super) fn append(store: &Store, txn: &WriteTransaction, entries: &[AuditEntr
         seq += 1;
         let mut rec = EntryRec::from(e);
         if let Some(path) = rec.exe.take() {
-            rec.exe = Some(store.intern_exe(txn, &path)?);
+            let (reference, wrote) = store.intern_exe(txn, &path)?;
+            rec.exe = Some(reference);
+            if let Some(f) = frames.as_deref_mut() {
+                f.wrote_meta |= wrote;
+            }
         }
         let env = seal_with(&store.keys, id, TableId::Audit, &seq.to_be_bytes(), &rec)?;
         let mac = AuditLayout::mac(&store.keys.audit, &prev, seq, &env);
@@ -171,6 +215,9 @@ pub(super) fn append(store: &Store, txn: &WriteTransaction, entries: &[AuditEntr
         buf.extend_from_slice(&mac);
         buf.extend_from_slice(&env);
         table.insert(seq, buf.as_slice())?;
+        if let Some(f) = frames.as_deref_mut() {
+            super::journal::frame(&mut f.bytes, seq, &buf);
+        }
         prev = mac;
     }
     drop(table);

@@ -54,7 +54,13 @@ pub(crate) struct Db {
     /// Set when a commit failed on the disk: redb has latched the error, and read
     /// transactions (which do not check the latch) must not be served from it either.
     latched: AtomicBool,
+    /// Run on the reopened database before any transaction begins (the audit journal's
+    /// replay: a reopen drops the non-durable commits).
+    on_reopen: Mutex<Option<ReopenHook>>,
 }
+
+/// What runs on a reopened database (see [`Db::set_reopen_hook`]).
+pub(crate) type ReopenHook = Box<dyn Fn(&Database) + Send + Sync>;
 
 impl Db {
     pub(crate) fn new(db: Database, opener: Opener) -> Self {
@@ -63,7 +69,18 @@ impl Db {
             opener,
             degraded: Mutex::new(None),
             latched: AtomicBool::new(false),
+            on_reopen: Mutex::new(None),
         }
+    }
+
+    /// Whether the database is a file (not a test backend): only a file store journals.
+    pub(crate) fn is_file(&self) -> bool {
+        matches!(self.opener, Opener::File(_))
+    }
+
+    /// Sets (or clears) what runs on the database after a reopen.
+    pub(crate) fn set_reopen_hook(&self, hook: Option<ReopenHook>) {
+        *self.on_reopen.lock().unwrap_or_else(PoisonError::into_inner) = hook;
     }
 
     /// The database, for operations that need it exclusively (compaction).
@@ -123,6 +140,16 @@ impl Db {
     /// Commits a write transaction; a disk failure marks the store degraded, a commit that
     /// reaches the disk clears it.
     pub(crate) fn commit(&self, txn: WriteTransaction) -> Result<()> {
+        self.commit_with(txn, true)
+    }
+
+    /// Commits a write transaction, durably or not: a non-durable commit is visible at once
+    /// and made durable by the next durable one (the audit journal covers it meanwhile).
+    pub(crate) fn commit_with(&self, mut txn: WriteTransaction, durable: bool) -> Result<()> {
+        if !durable {
+            txn.set_durability(redb::Durability::None)
+                .map_err(|e| Error::internal("cannot commit without a sync", e))?;
+        }
         match txn.commit() {
             Ok(()) => {
                 self.clear_degraded();
@@ -219,6 +246,14 @@ impl Db {
             match self.open() {
                 Ok(db) => {
                     tracing::warn!("reopened the store's database after an i/o error");
+                    if let Some(hook) = self
+                        .on_reopen
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .as_ref()
+                    {
+                        hook(&db);
+                    }
                     g.1 = Some(db);
                     self.latched.store(false, Ordering::Release);
                     return Ok(());

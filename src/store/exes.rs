@@ -41,8 +41,8 @@ impl Store {
     }
 
     /// The reference to store for `path`, writing its row into `txn` when this transaction is
-    /// the first to need it.
-    pub(super) fn intern_exe(&self, txn: &WriteTransaction, path: &str) -> Result<String> {
+    /// the first to need it (then the flag is true).
+    pub(super) fn intern_exe(&self, txn: &WriteTransaction, path: &str) -> Result<(String, bool)> {
         let mut exes = self.exes();
         let id = if let Some(id) = exes.ids.get(path) {
             *id
@@ -61,7 +61,8 @@ impl Store {
         // The row may be missing when the transaction that first wrote it failed.
         let mut meta = txn.open_table(META)?;
         let k = key(id);
-        if meta.get(k.as_str())?.is_none() {
+        let missing = meta.get(k.as_str())?.is_none();
+        if missing {
             let sealed = seal_with(
                 &self.keys,
                 &self.header.store_id,
@@ -71,7 +72,7 @@ impl Store {
             )?;
             meta.insert(k.as_str(), sealed.as_slice())?;
         }
-        Ok(reference(id))
+        Ok((reference(id), missing))
     }
 
     /// The path a record's `exe` field names: itself, or the interned path it refers to.

@@ -109,9 +109,12 @@ impl LockedStore {
             changes: super::changes::Changes::new(),
             noted: std::sync::Mutex::default(),
             exes: std::sync::Mutex::default(),
+            journal: std::sync::OnceLock::new(),
         };
         drop(dk);
         store.check_audit_head()?;
+        // Records acknowledged by a daemon that did not stop cleanly (kill -9, power loss).
+        store.replay_journal()?;
         store.reload_principals()?;
         store.seal_staged(actor, id)?;
         store.replay_reads()?;

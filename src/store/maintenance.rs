@@ -197,6 +197,8 @@ impl Store {
             return Err(e);
         }
         drop(old_keys);
+        // The journal's replay after a reopen checks MACs under the new audit key now.
+        self.install_reopen_hook();
         self.reload_principals()?;
         Ok(removed_slots)
     }

@@ -27,6 +27,7 @@ mod db;
 mod exes;
 mod identity;
 mod inbox;
+mod journal;
 mod keys;
 mod keyslots;
 mod last_used;
@@ -58,6 +59,11 @@ pub use db::BackendFactory;
 pub use db::Degraded;
 use db::{Db, Opener};
 pub use inbox::inbox_dir;
+
+/// Where the daemon keeps the audit journal of the store at `store` (`<store>.journal`).
+pub fn journal_path(store: &Path) -> PathBuf {
+    journal::path_of(store)
+}
 pub use keys::{KdfChoice, KeyslotInfo, NewKeyslot, UnlockSecret};
 pub use peers::{PeerAdmission, PeerRoles};
 pub use read::ReadRequest;
@@ -116,6 +122,8 @@ pub struct Store {
     noted: std::sync::Mutex<last_used::Noted>,
     /// Interned executable paths of audit records (see `exes.rs`).
     exes: std::sync::Mutex<exes::Exes>,
+    /// The audit journal, when the daemon turned it on (see `journal.rs`).
+    journal: std::sync::OnceLock<journal::Journal>,
 }
 
 impl Drop for Store {
@@ -123,6 +131,7 @@ impl Drop for Store {
     /// from the audit log at the next unlock).
     fn drop(&mut self) {
         let _ = self.fold_last_used();
+        self.close_journal();
     }
 }
 
@@ -319,6 +328,7 @@ impl Store {
             changes: changes::Changes::new(),
             noted: std::sync::Mutex::default(),
             exes: std::sync::Mutex::default(),
+            journal: std::sync::OnceLock::new(),
         };
         let txn = store.db.begin_write()?;
         {

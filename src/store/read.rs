@@ -131,7 +131,6 @@ impl Store {
         action: Action,
     ) -> Result<()> {
         let now = now_us();
-        let txn = self.db.begin_write()?;
         let mut entries = Vec::with_capacity(reqs.len());
         let mut read = Vec::with_capacity(reqs.len());
         for (req, f) in reqs.iter().zip(found.iter()) {
@@ -166,12 +165,39 @@ impl Store {
         for e in &mut entries {
             e.time = at;
         }
-        audit::append(self, &txn, &entries)?;
+        let Some(journal) = self.journal() else {
+            let txn = self.db.begin_write()?;
+            audit::append(self, &txn, &entries)?;
+            let undo = self.note_reads(&read, now);
+            if let Err(e) = self.db.commit(txn) {
+                self.unnote(undo);
+                return Err(e);
+            }
+            self.fold_if_due();
+            return Ok(());
+        };
+        // Journaled (`journal.rs`): the lock is held from `begin_write` to the sync, so that
+        // frames are in seq order in the file.
+        let mut state = journal.lock();
+        let txn = self.db.begin_write()?;
+        let mut frames = audit::Frames::default();
+        audit::append_to(self, &txn, &entries, Some(&mut frames))?;
         let undo = self.note_reads(&read, now);
-        if let Err(e) = self.db.commit(txn) {
+        let durable = frames.wrote_meta || !state.fits(frames.bytes.len());
+        if let Err(e) = self.db.commit_with(txn, durable) {
             self.unnote(undo);
             return Err(e);
         }
+        if durable {
+            state.restart();
+        } else if let Err(e) = state.write_synced(&frames.bytes) {
+            // The records are committed but not yet durable: a durable commit makes them so,
+            // or the reads fail (fail closed).
+            tracing::warn!(error = %e, "the audit journal refused a write; committing durably");
+            self.db.begin_write().and_then(|t| self.db.commit(t))?;
+            state.restart();
+        }
+        drop(state);
         self.fold_if_due();
         Ok(())
     }
