@@ -160,3 +160,149 @@ fn reads_under_load_survive_kill_9_in_the_log_and_in_last_used() {
     }
     assert!(store.audit_verify().unwrap().ok);
 }
+
+// The audit journal (`src/store/journal.rs`): the daemon commits read batches to redb without
+// a sync and makes their records durable with one synced append to `<store>.journal`.
+
+fn journal(env: &Env) -> std::path::PathBuf {
+    tresor::journal_path(&env.store)
+}
+
+/// The frames of a journal: (offset, length of the row, seq), up to the first empty one.
+fn frames(bytes: &[u8]) -> Vec<(usize, usize, u64)> {
+    let mut out = Vec::new();
+    let mut at = 32;
+    while at + 12 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let seq = u64::from_le_bytes(bytes[at + 4..at + 12].try_into().unwrap());
+        if len == 0 || at + 12 + len > bytes.len() {
+            break;
+        }
+        out.push((at, len, seq));
+        at += 12 + len;
+    }
+    out
+}
+
+#[test]
+fn the_journal_is_private_holds_no_value_and_goes_at_a_clean_stop() {
+    let env = Env::new();
+    env.set("db-password", b"journal-plaintext-canary", &[]);
+    let mut child = start(&env);
+    let c = tresor::Client::new(env.path("run/tresord.sock")).unwrap();
+    for _ in 0..3 {
+        c.get_value("db-password", None, None).unwrap();
+    }
+    let path = journal(&env);
+    let meta = std::fs::metadata(&path).expect("the daemon keeps a journal");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o600
+    );
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(!frames(&bytes).is_empty(), "reads were journaled");
+    for needle in [&b"journal-plaintext-canary"[..], b"db-password"] {
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "the journal holds sealed records only"
+        );
+    }
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(!path.exists(), "a clean stop removes the journal");
+    let (n, _) = reads_of(&reopen(&env), "db-password");
+    assert_eq!(n, 3);
+}
+
+#[test]
+fn a_torn_journal_frame_is_a_read_that_never_returned() {
+    let env = Env::new();
+    env.set("k", b"v", &[]);
+    let mut child = start(&env);
+    let c = tresor::Client::new(env.path("run/tresord.sock")).unwrap();
+    for _ in 0..5 {
+        c.get_value("k", None, None).unwrap();
+    }
+    kill9(&mut child);
+    let path = journal(&env);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let f = frames(&bytes);
+    assert!(f.len() >= 2, "journaled reads: {f:?}");
+    // The last frame torn as a power cut mid-write would leave it: its value never left.
+    let (at, len, _) = *f.last().unwrap();
+    bytes[at + 12 + len - 1] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let store = reopen(&env);
+    let (n, _) = reads_of(&store, "k");
+    assert_eq!(n, 4, "every read before the torn frame, not the torn one");
+    assert!(store.audit_verify().unwrap().ok);
+    drop(store);
+    assert!(!path.exists(), "a replayed journal is removed");
+}
+
+#[test]
+fn thousands_of_reads_wrap_the_journal_and_survive_kill_9() {
+    let env = Env::new();
+    for i in 0..4 {
+        env.set(&format!("s{i}"), b"v", &[]);
+    }
+    let mut child = start(&env);
+    let socket = env.path("run/tresord.sock");
+    // ~5,000 records fill the 1 MiB journal: go past it, so that the frames left beyond the
+    // write offset are stale ones from the first round.
+    let readers: Vec<_> = (0..4)
+        .map(|i| {
+            let socket = socket.clone();
+            std::thread::spawn(move || {
+                let c = tresor::Client::new(&socket).unwrap();
+                for _ in 0..2_000 {
+                    c.get_value(&format!("s{i}"), None, None).unwrap();
+                }
+            })
+        })
+        .collect();
+    for r in readers {
+        r.join().unwrap();
+    }
+    kill9(&mut child);
+    let store = reopen(&env);
+    for i in 0..4 {
+        assert_eq!(reads_of(&store, &format!("s{i}")).0, 2_000);
+    }
+    assert!(store.audit_verify().unwrap().ok);
+}
+
+#[test]
+fn a_journal_that_is_not_this_stores_or_not_private_is_refused() {
+    let env = Env::new();
+    env.set("k", b"v", &[]);
+    let path = journal(&env);
+    let mut foreign = b"tresor journal 1".to_vec();
+    foreign.extend_from_slice(&[7u8; 16]);
+    foreign.resize(4096, 0);
+    std::fs::write(&path, &foreign).unwrap();
+    cli_support::chmod(&path, 0o600);
+    let secret = UnlockSecret::Passphrase(Passphrase::from(PASS));
+    let err = Store::open(&env.store)
+        .unwrap()
+        .unlock(&secret, &Actor::direct_owner())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("journal") && err.contains("move it away"),
+        "{err}"
+    );
+    cli_support::chmod(&path, 0o622);
+    let err = Store::open(&env.store)
+        .unwrap()
+        .unlock(&secret, &Actor::direct_owner())
+        .unwrap_err();
+    assert!(
+        matches!(err, tresor::Error::PermissionDenied { .. }),
+        "{err}"
+    );
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(reads_of(&reopen(&env), "k").0, 0);
+}

@@ -80,7 +80,10 @@ impl Db {
 
     /// Sets (or clears) what runs on the database after a reopen.
     pub(crate) fn set_reopen_hook(&self, hook: Option<ReopenHook>) {
-        *self.on_reopen.lock().unwrap_or_else(PoisonError::into_inner) = hook;
+        *self
+            .on_reopen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = hook;
     }
 
     /// The database, for operations that need it exclusively (compaction).

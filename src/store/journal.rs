@@ -351,10 +351,7 @@ impl Store {
         };
         self.db.set_reopen_hook(None);
         let _guard = j.lock();
-        let done = self
-            .db
-            .begin_write()
-            .and_then(|txn| self.db.commit(txn));
+        let done = self.db.begin_write().and_then(|txn| self.db.commit(txn));
         if done.is_ok() {
             j.remove();
         }
