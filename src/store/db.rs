@@ -60,7 +60,9 @@ pub(crate) struct Db {
 }
 
 /// What runs on a reopened database (see [`Db::set_reopen_hook`]).
-pub(crate) type ReopenHook = Box<dyn Fn(&Database) + Send + Sync>;
+/// An `Err` keeps the database closed (the next transaction tries again).
+pub(crate) type ReopenHook =
+    Box<dyn Fn(&Database) -> std::result::Result<(), String> + Send + Sync>;
 
 impl Db {
     pub(crate) fn new(db: Database, opener: Opener) -> Self {
@@ -155,7 +157,10 @@ impl Db {
         }
         match txn.commit() {
             Ok(()) => {
-                self.clear_degraded();
+                // Only a commit that reached the disk says the disk is healthy.
+                if durable {
+                    self.clear_degraded();
+                }
                 Ok(())
             }
             Err(e) => {
@@ -249,14 +254,17 @@ impl Db {
             match self.open() {
                 Ok(db) => {
                     tracing::warn!("reopened the store's database after an i/o error");
-                    if let Some(hook) = self
+                    let hook = self
                         .on_reopen
                         .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .as_ref()
-                    {
-                        hook(&db);
+                        .unwrap_or_else(PoisonError::into_inner);
+                    if let Some(Err(reason)) = hook.as_ref().map(|h| h(&db)) {
+                        let _ = db.close();
+                        let e = Error::Unavailable { reason };
+                        self.observe(&e);
+                        return Err(e);
                     }
+                    drop(hook);
                     g.1 = Some(db);
                     self.latched.store(false, Ordering::Release);
                     return Ok(());

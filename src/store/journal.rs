@@ -256,8 +256,10 @@ fn read_journal(path: &Path) -> Result<Option<Vec<u8>>> {
     Ok(Some(buf))
 }
 
-/// Replays the journal of the store at `store_path` into `db` and commits durably (after an
-/// i/o error reopened the database). Returns how many records were added.
+/// Replays the journal of the store at `store_path` into `db` (after an i/o error reopened the
+/// database, which dropped the non-durable commits) and commits *without* a sync: the records
+/// are visible at once to every later transaction, and stay durable in the journal, which is
+/// not restarted (a full disk cannot refuse this). Returns how many records were added.
 ///
 /// # Errors
 /// As [`replay_into`]; reading the file; the commit.
@@ -271,9 +273,15 @@ pub(crate) fn replay_database(
     let Some(bytes) = read_journal(&path)? else {
         return Ok(0);
     };
-    let txn = db.begin_write()?;
+    let mut txn = db.begin_write()?;
     let n = replay_into(keys, store_id, &txn, &path, &bytes)?;
-    txn.commit()?;
+    if n == 0 {
+        txn.abort()?;
+    } else {
+        txn.set_durability(redb::Durability::None)
+            .map_err(|e| Error::internal("cannot commit without a sync", e))?;
+        txn.commit()?;
+    }
     Ok(n)
 }
 
@@ -293,7 +301,11 @@ impl Store {
         };
         let txn = self.db.begin_write()?;
         let n = replay_into(&self.keys, &self.header.store_id, &txn, &path, &bytes)?;
-        self.db.commit(txn)?;
+        if n == 0 {
+            txn.abort()?;
+        } else {
+            self.db.commit(txn)?;
+        }
         if n > 0 {
             tracing::warn!(
                 records = n,
@@ -336,10 +348,11 @@ impl Store {
         let id = self.header.store_id;
         let path = self.path.clone();
         self.db.set_reopen_hook(Some(Box::new(move |db: &Database| {
-            match replay_database(&keys, &id, &path, db) {
-                Ok(n) => tracing::warn!(records = n, "replayed the audit journal after a reopen"),
-                Err(e) => tracing::error!(error = %e, "cannot replay the audit journal"),
-            }
+            // Until the journal is replayed, nothing may be written: a new record would take
+            // the seq of an acknowledged one.
+            replay_database(&keys, &id, &path, db)
+                .map(|n| tracing::warn!(records = n, "replayed the audit journal after a reopen"))
+                .map_err(|e| format!("cannot replay the audit journal after a reopen: {e}"))
         })));
     }
 
