@@ -123,6 +123,29 @@ fn set(c: &tresor::Client, name: &str, v: &str) -> Result<(), Error> {
     c.set(name, &req).map(drop)
 }
 
+/// Sets `PREFIX-i` for i from `from` until a write is refused for want of space (at most
+/// `limit` writes), keeping the acknowledged ones in `acked`.
+fn write_until_full(
+    c: &tresor::Client,
+    prefix: &str,
+    from: usize,
+    limit: usize,
+    acked: &mut Vec<(String, String)>,
+) {
+    for i in from..from + limit {
+        let name = format!("{prefix}-{i:04}");
+        match set(c, &name, &value(i)) {
+            Ok(()) => acked.push((name, value(i))),
+            Err(Error::Unavailable { reason }) => {
+                assert!(reason.contains("no space left on device"), "{reason}");
+                return;
+            }
+            Err(e) => panic!("write {name} on a filling disk: {e}"),
+        }
+    }
+    panic!("{limit} writes of {prefix} never filled the disk");
+}
+
 /// Writes `path` until the filesystem refuses another byte.
 fn fill(path: &Path) {
     let mut f = std::fs::File::create(path).unwrap();
@@ -175,32 +198,13 @@ fn a_full_disk_is_unavailable_and_the_daemon_recovers_by_itself() {
 
     // The daemon's own writes fill the disk.
     let mut acked = Vec::new();
-    for i in 0..1000 {
-        let name = format!("secret-{i:04}");
-        match set(&c, &name, &value(i)) {
-            Ok(()) => acked.push((name, value(i))),
-            Err(Error::Unavailable { reason }) => {
-                assert!(reason.contains("no space left on device"), "{reason}");
-                break;
-            }
-            Err(e) => panic!("write {i} on a filling disk: {e}"),
-        }
-        assert!(i < 999, "2 MiB never filled");
-    }
+    write_until_full(&c, "secret", 0, 1000, &mut acked);
     assert!(acked.len() > 10, "only {} writes fit", acked.len());
     let junk = fx.fs.0.join("junk");
     fill(&junk);
     // Pages the store file already holds free take writes that fit in them: those succeed (and
     // are kept) until the file must grow.
-    for n in 0.. {
-        let name = format!("slack-{n:04}");
-        match set(&c, &name, &value(3000 + n)) {
-            Ok(()) => acked.push((name, value(3000 + n))),
-            Err(Error::Unavailable { .. }) => break,
-            Err(e) => panic!("write {name} on a full disk: {e}"),
-        }
-        assert!(n < 100, "a full disk took 100 more writes");
-    }
+    write_until_full(&c, "slack", 3000, 100, &mut acked);
 
     // Full: writes and value reads are unavailable, over HTTP and through the CLI.
     let body = format!(r#"{{"value":"{}"}}"#, value(9999));

@@ -95,14 +95,14 @@ impl Journal {
             .create(true)
             .truncate(true)
             .mode(0o600)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed())
             .open(&path)
-            .map_err(|e| journal_error(&path, "create", e))?;
+            .map_err(|e| journal_error(&path, "create", &e))?;
         let mut head = [0u8; HEADER as usize];
         head[..16].copy_from_slice(MAGIC);
         head[16..].copy_from_slice(store_id);
         let zeros = vec![0u8; 64 * 1024];
-        let fill = || -> std::io::Result<()> {
+        let write_zeroed = || -> std::io::Result<()> {
             file.write_all_at(&head, 0)?;
             let mut at = HEADER;
             while at < SIZE {
@@ -117,7 +117,7 @@ impl Journal {
             };
             File::open(dir)?.sync_all()
         };
-        fill().map_err(|e| journal_error(&path, "create", e))?;
+        write_zeroed().map_err(|e| journal_error(&path, "create", &e))?;
         Ok(Self {
             path,
             state: Mutex::new(State {
@@ -161,7 +161,7 @@ impl State {
     }
 }
 
-fn journal_error(path: &Path, what: &str, e: std::io::Error) -> Error {
+fn journal_error(path: &Path, what: &str, e: &std::io::Error) -> Error {
     Error::Unavailable {
         reason: format!("cannot {what} the audit journal {}: {e}", path.display()),
     }
@@ -236,23 +236,23 @@ pub(super) fn replay_into(
 fn read_journal(path: &Path) -> Result<Option<Vec<u8>>> {
     match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(journal_error(path, "read", e)),
+        Err(e) => return Err(journal_error(path, "read", &e)),
         Ok(_) => {}
     }
     crate::sys::check_store_file(path)?;
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed())
         .open(path)
-        .map_err(|e| journal_error(path, "read", e))?;
+        .map_err(|e| journal_error(path, "read", &e))?;
     let len = file
         .metadata()
-        .map_err(|e| journal_error(path, "read", e))?
+        .map_err(|e| journal_error(path, "read", &e))?
         .len();
     // Only what a journal of ours can hold; the rest would be someone else's bytes.
     let mut buf = vec![0u8; usize::try_from(len.min(SIZE)).unwrap_or(0)];
     file.read_exact_at(&mut buf, 0)
-        .map_err(|e| journal_error(path, "read", e))?;
+        .map_err(|e| journal_error(path, "read", &e))?;
     Ok(Some(buf))
 }
 
