@@ -156,9 +156,9 @@ pub trait Api {
     /// As the operation.
     fn list(&self, filter: &ListFilter) -> Result<Vec<SecretMeta>> {
         let mut req = List::from(filter);
-        // Pages of the largest size: one request below 10,000 secrets, and a daemon that never
-        // builds a whole large listing at once (its memory stays bounded).
-        req.limit = Some(super::secrets::LIST_LIMIT_MAX);
+        // Pages of 1,000: the daemon never builds more than one such page at once, so a full
+        // listing of 100k secrets moves its memory by ~2 MiB, not ~17 (SPEC §10).
+        req.limit = Some(super::secrets::LIST_PAGE);
         let mut out = Vec::new();
         loop {
             let page = self.call(req.clone())?;

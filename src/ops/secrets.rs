@@ -56,6 +56,10 @@ endpoint!(List, Get "/v1/secrets" => SecretList);
 /// The largest page of a listing.
 pub const LIST_LIMIT_MAX: usize = 10_000;
 
+/// The page the clients ask for when they follow a whole listing (`Api::list`, the Python
+/// client): small enough that a full listing leaves the daemon's memory where it was.
+pub const LIST_PAGE: usize = 1_000;
+
 /// The cursor after `(scope, name)`: the position itself, `SCOPE/NAME` (a scope never holds
 /// `/`). Clients pass it back as they got it; any position is valid (the page starts after it).
 fn cursor(scope: &Scope, name: &str) -> String {

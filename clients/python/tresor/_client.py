@@ -61,8 +61,9 @@ def _enc(s: str) -> str:
     return quote(s, safe="")
 
 
-# The largest page the daemon serves (GET /v1/secrets?limit=).
-_LIST_PAGE = 10000
+# The page asked for when following a whole listing (GET /v1/secrets?limit=; the daemon serves
+# up to 10,000): small pages keep the daemon's memory flat during a full listing.
+_LIST_PAGE = 1000
 
 
 def _query(pairs: Sequence[Tuple[str, Any]]) -> str:
