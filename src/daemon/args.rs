@@ -50,6 +50,10 @@ pub struct DaemonArgs {
     /// Commit each read's audit record on its own (to measure what group commit buys)
     #[arg(long, hide = true)]
     pub no_group_commit: bool,
+    /// Commit each read batch durably instead of through the audit journal (to measure what
+    /// the journal buys)
+    #[arg(long, hide = true)]
+    pub no_audit_journal: bool,
     /// Append each new head of the audit chain (SEQ:MAC TIME) to this file, kept outside the
     /// store, for `tresor audit verify --head FILE`
     #[arg(long, value_name = "PATH")]
@@ -196,6 +200,7 @@ pub fn main_with_args(args: &DaemonArgs) -> Result<()> {
     let mut config = super::Config::new(opened);
     config.idle_lock = args.idle_lock;
     config.group_commit = !args.no_group_commit;
+    config.audit_journal = !args.no_audit_journal;
     config.audit_head_file.clone_from(&args.audit_head_file);
     config.audit_retention = args.audit_retention;
     tracing::info!(socket = %socket_path.display(), store = %store_path.display(), "tresord starting");

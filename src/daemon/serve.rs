@@ -47,7 +47,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     raise_open_files();
-    let cell = Arc::new(SessionCell::new(session_of(config.store)));
+    let cell = Arc::new(SessionCell::new(
+        session_of(config.store),
+        config.audit_journal,
+    ));
     let (batcher, committer) = Batcher::spawn(Arc::clone(&cell), config.group_commit)
         .map_err(|e| Error::internal("cannot start the committer thread", e))?;
     let mut state = State::new(Arc::clone(&cell), batcher, config.idle_lock);

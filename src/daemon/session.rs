@@ -14,28 +14,30 @@ pub(crate) enum Session {
     Busy,
 }
 
-impl Session {
-    /// An unlocked store as the daemon serves it: with the audit journal on (value reads'
-    /// records are made durable by one synced append; `store/journal.rs`). When the journal
-    /// cannot be created, reads commit durably one batch at a time, as before.
-    pub(crate) fn unlocked(store: Store) -> Self {
-        if let Err(e) = store.enable_journal() {
-            tracing::warn!(error = %e, "no audit journal; every read batch commits durably");
-        }
-        Self::Unlocked(Arc::new(store))
-    }
-}
-
 /// The session, shared by the handlers and the committer thread.
 pub(crate) struct SessionCell {
     session: RwLock<Session>,
+    /// Whether an unlocked store journals its read records (`Config::audit_journal`).
+    journal: bool,
 }
 
 impl SessionCell {
-    pub(crate) fn new(s: Session) -> Self {
+    pub(crate) fn new(s: Session, journal: bool) -> Self {
+        if let (Session::Unlocked(store), true) = (&s, journal) {
+            enable_journal(store);
+        }
         Self {
             session: RwLock::new(s),
+            journal,
         }
+    }
+
+    /// Serves `store`, unlocked.
+    pub(crate) fn unlocked(&self, store: Store) {
+        if self.journal {
+            enable_journal(&store);
+        }
+        *self.write() = Session::Unlocked(Arc::new(store));
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Session> {
@@ -83,5 +85,13 @@ impl SessionCell {
     /// Drops whatever store is held (keys are wiped as the last reference goes).
     pub(crate) fn clear(&self) {
         *self.write() = Session::Busy;
+    }
+}
+
+/// Turns the audit journal on (value reads' records made durable by one synced append;
+/// `store/journal.rs`). When it cannot be created, reads commit durably, as without it.
+fn enable_journal(store: &Store) {
+    if let Err(e) = store.enable_journal() {
+        tracing::warn!(error = %e, "no audit journal; every read batch commits durably");
     }
 }

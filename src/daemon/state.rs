@@ -176,7 +176,7 @@ impl State {
             Ok(store) => {
                 *backoff = Backoff::default();
                 self.remember_peers(&store);
-                *self.cell.write() = Session::unlocked(store);
+                self.cell.unlocked(store);
                 self.set_since();
                 self.touch();
                 tracing::info!("store unlocked");
