@@ -9,6 +9,7 @@
 #
 #   bash benches/scale.sh [BIN_DIR]        (release builds; default target/release)
 #   N2=100000 SECS=10 READS=1000000 bash benches/scale.sh     (READS=0 skips the retention run)
+#   TRESORD_FLAGS=--no-audit-journal READS=0 bash benches/scale.sh   (what the audit journal buys)
 #
 # oha is installed once into target/bench-tools (cargo install). Stores use the KDF floor
 # (m = 64 MiB, t = 3), like ../shared/bench/peer-reads.sh, whose population script this
@@ -73,9 +74,10 @@ reads() { # label n
   done
 }
 
-echo "== $(date -u +%FT%TZ), $(nproc) cores, ${SECS}s per point, $BIN"
+echo "== $(date -u +%FT%TZ), $(nproc) cores, ${SECS}s per point, $BIN ${TRESORD_FLAGS:-}"
 for n in 1000 "$N2"; do
-  start "$WORK/s$n"
+  # shellcheck disable=SC2086 # flags, split on purpose
+  start "$WORK/s$n" ${TRESORD_FLAGS:-}
   python3 "$WORK/populate.py" "$TRESOR_SOCKET" "$n"
   reads "tresor $n audited reads" "$n"
   echo "tresor $n: RSS after load $(rss "$srv")"
