@@ -9,7 +9,7 @@
 #
 #   bash benches/scale.sh [BIN_DIR]        (release builds; default target/release)
 #   N2=100000 SECS=10 READS=1000000 bash benches/scale.sh     (READS=0 skips the retention run)
-#   TRESORD_FLAGS=--no-audit-journal READS=0 bash benches/scale.sh   (what the audit journal buys)
+#   TRESORD_FLAGS='--without audit-journal' READS=0 bash benches/scale.sh   (what the journal buys)
 #
 # oha is installed once into target/bench-tools (cargo install). Stores use the KDF floor
 # (m = 64 MiB, t = 3), like ../shared/bench/peer-reads.sh, whose population script this

@@ -239,7 +239,13 @@ fn a_torn_journal_frame_is_a_read_that_never_returned() {
     assert_eq!(n, 4, "every read before the torn frame, not the torn one");
     assert!(store.audit_verify().unwrap().ok);
     drop(store);
-    assert!(!path.exists(), "a replayed journal is removed");
+    assert!(!path.exists(), "a replayed journal is moved away");
+    let mut bad = path.into_os_string();
+    bad.push(".bad");
+    assert!(
+        std::path::Path::new(&bad).exists(),
+        "a journal ending in a frame that breaks the chain is kept for inspection"
+    );
 }
 
 #[test]
@@ -250,14 +256,14 @@ fn thousands_of_reads_wrap_the_journal_and_survive_kill_9() {
     }
     let mut child = start(&env);
     let socket = env.path("run/tresord.sock");
-    // ~5,000 records fill the 1 MiB journal: go past it, so that the frames left beyond the
+    // ~8,000 records fill the 1 MiB journal: go past it, so that the frames left beyond the
     // write offset are stale ones from the first round.
     let readers: Vec<_> = (0..4)
         .map(|i| {
             let socket = socket.clone();
             std::thread::spawn(move || {
                 let c = tresor::Client::new(&socket).unwrap();
-                for _ in 0..2_000 {
+                for _ in 0..3_000 {
                     c.get_value(&format!("s{i}"), None, None).unwrap();
                 }
             })
@@ -267,9 +273,15 @@ fn thousands_of_reads_wrap_the_journal_and_survive_kill_9() {
         r.join().unwrap();
     }
     kill9(&mut child);
+    let f = frames(&std::fs::read(journal(&env)).unwrap());
+    assert!(
+        f.windows(2).any(|w| w[1].2 < w[0].2),
+        "the journal wrapped: newer frames before stale ones ({} frames)",
+        f.len()
+    );
     let store = reopen(&env);
     for i in 0..4 {
-        assert_eq!(reads_of(&store, &format!("s{i}")).0, 2_000);
+        assert_eq!(reads_of(&store, &format!("s{i}")).0, 3_000);
     }
     assert!(store.audit_verify().unwrap().ok);
 }
@@ -303,6 +315,22 @@ fn a_journal_that_is_not_this_stores_or_not_private_is_refused() {
         matches!(err, tresor::Error::PermissionDenied { .. }),
         "{err}"
     );
+    if rustix::process::geteuid().is_root() {
+        // A file someone else owns, even private, is not ours to trust.
+        cli_support::chmod(&path, 0o600);
+        std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+        let err = Store::open(&env.store)
+            .unwrap()
+            .unlock(&secret, &Actor::direct_owner())
+            .unwrap_err();
+        assert!(
+            matches!(&err, tresor::Error::PermissionDenied { .. })
+                && err.to_string().contains("uid 65534"),
+            "{err}"
+        );
+    } else {
+        println!("skipped the foreign-owner case: chown needs root");
+    }
     std::fs::remove_file(&path).unwrap();
     assert_eq!(reads_of(&reopen(&env), "k").0, 0);
 }

@@ -92,14 +92,23 @@ pub fn restore(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
         .and_then(|_| f.sync_all())
         .map_err(|e| Error::internal(format!("cannot copy {}", args.backup.display()), e))
         .and_then(|()| check_restored(ctx, &tmp, &args.backup))
+        .and_then(|s| {
+            // A journal left beside the replaced store belongs to it, not to the restored one
+            // (its frames would not continue the restored chain, but they are not its own).
+            match std::fs::remove_file(crate::store::journal_path(&target)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::internal(
+                    "cannot remove the replaced store's audit journal",
+                    e,
+                )),
+                _ => Ok(s),
+            }
+        })
         .and_then(|s| files::publish(&tmp, &target, existing).map(|()| s));
     drop(f);
     if done.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     let (secrets, records) = done?;
-    // A journal left beside the replaced store belongs to it, not to the restored one.
-    let _ = std::fs::remove_file(crate::store::journal_path(&target));
     if ctx.json() {
         return output::print_json(&serde_json::json!({
             "path": target.display().to_string(),

@@ -20,6 +20,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// A part of the read path `--without` turns off (benchmarks only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Without {
+    /// Group commit: every read's audit record committed on its own.
+    GroupCommit,
+    /// The audit journal: every read batch committed durably to the store file.
+    AuditJournal,
+}
+
 /// `tresord` arguments.
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct DaemonArgs {
@@ -47,13 +56,10 @@ pub struct DaemonArgs {
     /// With --init: instant KDF parameters, for tests only (recorded in the file, warned about)
     #[arg(long, requires = "init", hide = true)]
     pub insecure_kdf: bool,
-    /// Commit each read's audit record on its own (to measure what group commit buys)
-    #[arg(long, hide = true)]
-    pub no_group_commit: bool,
-    /// Commit each read batch durably instead of through the audit journal (to measure what
-    /// the journal buys)
-    #[arg(long, hide = true)]
-    pub no_audit_journal: bool,
+    /// Turn off a part of the read path, to measure what it buys: `group-commit` (each read's
+    /// record committed on its own), `audit-journal` (each batch committed durably)
+    #[arg(long, hide = true, value_enum, value_name = "PART")]
+    pub without: Vec<Without>,
     /// Append each new head of the audit chain (SEQ:MAC TIME) to this file, kept outside the
     /// store, for `tresor audit verify --head FILE`
     #[arg(long, value_name = "PATH")]
@@ -199,8 +205,8 @@ pub fn main_with_args(args: &DaemonArgs) -> Result<()> {
         .ok_or_else(|| Error::internal("the listener was taken", std::io::Error::other("")))?;
     let mut config = super::Config::new(opened);
     config.idle_lock = args.idle_lock;
-    config.group_commit = !args.no_group_commit;
-    config.audit_journal = !args.no_audit_journal;
+    config.group_commit = !args.without.contains(&Without::GroupCommit);
+    config.audit_journal = !args.without.contains(&Without::AuditJournal);
     config.audit_head_file.clone_from(&args.audit_head_file);
     config.audit_retention = args.audit_retention;
     tracing::info!(socket = %socket_path.display(), store = %store_path.display(), "tresord starting");

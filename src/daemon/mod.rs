@@ -87,7 +87,7 @@ pub struct Config {
     pub group_commit: bool,
     /// Make value reads' audit records durable in the audit journal (`<store>.journal`, one
     /// synced append per batch) instead of by a durable commit of the store. Off only to
-    /// measure what it buys (`--no-audit-journal`).
+    /// measure what it buys (`--without audit-journal`).
     pub audit_journal: bool,
     /// How long a client may take to send a request's headers.
     pub header_timeout: Duration,

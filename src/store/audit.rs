@@ -323,6 +323,15 @@ impl Store {
             &self.header.store_id,
             head.as_ref().map(redb::AccessGuard::value),
         )?;
+        drop(head);
+        drop(meta);
+        drop(txn);
+        // A read batch's head is visible from its commit but durable only once its journal
+        // frames are synced, which happens under the journal's lock: taking it waits that out,
+        // so a head shown (or witnessed, `--audit-head-file`) survives a crash.
+        if let Some(j) = self.journal() {
+            drop(j.lock());
+        }
         Ok(AuditHead {
             seq,
             mac: super::hex(&mac),

@@ -20,7 +20,17 @@
 //! audit head already holds is skipped; the frame with the next seq is taken only if its MAC
 //! continues the chain from the head (`AuditLayout::mac` under the audit key); anything else —
 //! zeros, a torn frame, a stale frame, bytes someone wrote — ends the replay. The taken rows
-//! and the new head are committed durably, and the journal is removed.
+//! and the new head are committed durably, and the journal is removed (kept as
+//! `<store>.journal.bad` when it ended in a frame that claims the next seq but does not chain:
+//! a write cut short — a read that never returned — or damage). A journal that is not a
+//! private regular file of the store's owner (checked on the open descriptor) is refused.
+//!
+//! **Failures.** When a journal write fails, the batch is committed durably instead (or the
+//! reads fail) and the journal takes nothing more until a durable commit restarts it. After
+//! an i/o error the database is reopened with its last durable commit; the reopen replays the
+//! journal (without a sync: the frames are durable already) under the journal's lock, so that
+//! a batch between its commit and its sync finishes first, and no transaction begins before
+//! that replay succeeds. The audit head shown (and witnessed) waits for the lock too.
 //!
 //! **Why nothing acknowledged is lost.** A value leaves only after its frame is synced. Frames
 //! are written under the journal's lock, which is held from `begin_write` to the sync, so
@@ -41,7 +51,7 @@
 use std::fs::File;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use redb::{Database, WriteTransaction};
 
@@ -51,7 +61,7 @@ use crate::crypto::{Locked, SubKeys};
 use crate::error::{Error, Result};
 use crate::format::AuditLayout;
 
-/// The journal's size: ~5,000 read records; a full journal costs one durable commit.
+/// The journal's size: ~8,000 read records; a full journal costs one durable commit.
 const SIZE: u64 = 1024 * 1024;
 const MAGIC: &[u8; 16] = b"tresor journal 1";
 const HEADER: u64 = 32;
@@ -87,17 +97,25 @@ pub(super) fn frame(out: &mut Vec<u8>, seq: u64, row: &[u8]) {
 
 impl Journal {
     /// Creates (or recreates) the journal of the store at `store`: zero-filled, synced, 0600.
+    /// It is written as a new file (`O_EXCL`, no symlink followed) and renamed into place, so
+    /// that nothing someone else left at the path — a file of theirs, a link to a file of
+    /// ours — is ever opened and written.
     pub(crate) fn create(store: &Path, store_id: &[u8; 16]) -> Result<Self> {
         let path = path_of(store);
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".new");
+        let tmp = PathBuf::from(tmp);
+        // A leftover of ours from a start that did not finish (in a sticky directory, removing
+        // someone else's fails, and so does the exclusive create below).
+        let _ = std::fs::remove_file(&tmp);
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed())
-            .open(&path)
-            .map_err(|e| journal_error(&path, "create", &e))?;
+            .open(&tmp)
+            .map_err(|e| journal_error(&tmp, "create", &e))?;
         let mut head = [0u8; HEADER as usize];
         head[..16].copy_from_slice(MAGIC);
         head[16..].copy_from_slice(store_id);
@@ -111,13 +129,17 @@ impl Journal {
                 at += n as u64;
             }
             file.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
             let dir = match path.parent() {
                 Some(d) if !d.as_os_str().is_empty() => d,
                 _ => Path::new("."),
             };
             File::open(dir)?.sync_all()
         };
-        write_zeroed().map_err(|e| journal_error(&path, "create", &e))?;
+        if let Err(e) = write_zeroed() {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(journal_error(&path, "create", &e));
+        }
         Ok(Self {
             path,
             state: Mutex::new(State {
@@ -149,6 +171,20 @@ impl State {
         self.offset = HEADER;
     }
 
+    /// After a failed write: nothing fits until a durable commit restarts the journal (a
+    /// frame written where the failed one may lie would be lost behind it at replay).
+    pub(crate) fn poison(&mut self) {
+        self.offset = SIZE + 1;
+    }
+
+    /// Restarts, unless a commit already did since the journal was poisoned (every commit in
+    /// between was durable: nothing fits a poisoned journal).
+    pub(crate) fn restart_if_poisoned(&mut self) {
+        if self.offset > SIZE {
+            self.restart();
+        }
+    }
+
     /// Writes `frames` at the write offset and syncs them.
     ///
     /// # Errors
@@ -167,8 +203,17 @@ fn journal_error(path: &Path, what: &str, e: &std::io::Error) -> Error {
     }
 }
 
-/// Replays the journal's frames into `txn` (see the module docs): returns how many records it
-/// added; the caller commits durably.
+/// What a replay found.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Replayed {
+    /// Records added.
+    pub added: u64,
+    /// Whether it ended at a frame claiming the next seq that does not continue the chain (a
+    /// write cut short by a crash — a read that never returned — or damage).
+    pub broken: bool,
+}
+
+/// Replays the journal's frames into `txn` (see the module docs); the caller commits.
 ///
 /// # Errors
 /// `Integrity` when the journal belongs to another store; storage errors.
@@ -178,9 +223,10 @@ pub(super) fn replay_into(
     txn: &WriteTransaction,
     path: &Path,
     bytes: &[u8],
-) -> Result<u64> {
+) -> Result<Replayed> {
+    let mut out = Replayed::default();
     if bytes.len() < HEADER as usize {
-        return Ok(0);
+        return Ok(out);
     }
     if &bytes[..16] != MAGIC || &bytes[16..32] != store_id {
         return Err(Error::integrity(
@@ -194,18 +240,18 @@ pub(super) fn replay_into(
     let (mut head, mut prev) = audit::head_in(keys, store_id, txn)?;
     let mut table = txn.open_table(AUDIT)?;
     let mut at = HEADER as usize;
-    let mut added = 0;
     while let Some(fh) = bytes.get(at..at + FRAME_HEAD) {
         let len = u32::from_le_bytes([fh[0], fh[1], fh[2], fh[3]]) as usize;
         let mut s = [0u8; 8];
         s.copy_from_slice(&fh[4..]);
         let seq = u64::from_le_bytes(s);
-        let Some(row) = bytes.get(at + FRAME_HEAD..at + FRAME_HEAD + len) else {
-            break;
-        };
         if len == 0 {
             break;
         }
+        let Some(row) = bytes.get(at + FRAME_HEAD..at + FRAME_HEAD + len) else {
+            out.broken = seq == head + 1;
+            break;
+        };
         at += FRAME_HEAD + len;
         if seq <= head {
             continue;
@@ -213,44 +259,59 @@ pub(super) fn replay_into(
         if seq != head + 1 {
             break;
         }
-        let Some((mac, env)) = AuditLayout::split(row) else {
+        let chained = AuditLayout::split(row)
+            .filter(|(mac, env)| AuditLayout::mac(&keys.audit, &prev, seq, env) == *mac);
+        let Some((mac, _)) = chained else {
+            out.broken = true;
             break;
         };
-        if AuditLayout::mac(&keys.audit, &prev, seq, env) != mac {
-            break;
-        }
         table.insert(seq, row)?;
         head = seq;
         prev = mac;
-        added += 1;
+        out.added += 1;
     }
     drop(table);
-    if added > 0 {
+    if out.added > 0 {
         audit::write_head_with(keys, store_id, txn, head, &prev)?;
     }
-    Ok(added)
+    Ok(out)
 }
 
-/// Reads the journal at `path`, if there is one, refusing a file someone else could have
-/// written (as the store file itself, SPEC §4.6).
+/// Reads the journal at `path`, if there is one, refusing one that someone else could have
+/// written (SPEC §4.6): checked on the open descriptor, not the path.
 fn read_journal(path: &Path) -> Result<Option<Vec<u8>>> {
-    match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(journal_error(path, "read", &e)),
-        Ok(_) => {}
-    }
-    crate::sys::check_store_file(path)?;
-    let file = std::fs::OpenOptions::new()
+    use std::os::unix::fs::MetadataExt as _;
+    let file = match std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed())
         .open(path)
-        .map_err(|e| journal_error(path, "read", &e))?;
-    let len = file
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(Error::denied(format!(
+                "cannot open the audit journal {} ({e}); it must be a regular file, not a \
+                 symbolic link: move it away and open the store again",
+                path.display()
+            )));
+        }
+    };
+    let meta = file
         .metadata()
-        .map_err(|e| journal_error(path, "read", &e))?
-        .len();
+        .map_err(|e| journal_error(path, "read", &e))?;
+    let me = rustix::process::geteuid().as_raw();
+    if !meta.is_file() || meta.uid() != me || meta.mode() & 0o022 != 0 {
+        return Err(Error::denied(format!(
+            "the audit journal {} is not a private file of yours (uid {}, mode {:o}): anyone \
+             who could write it could have changed it; check it, move it away and open the \
+             store again",
+            path.display(),
+            meta.uid(),
+            meta.mode() & 0o7777
+        )));
+    }
     // Only what a journal of ours can hold; the rest would be someone else's bytes.
-    let mut buf = vec![0u8; usize::try_from(len.min(SIZE)).unwrap_or(0)];
+    let mut buf = vec![0u8; usize::try_from(meta.len().min(SIZE)).unwrap_or(0)];
     file.read_exact_at(&mut buf, 0)
         .map_err(|e| journal_error(path, "read", &e))?;
     Ok(Some(buf))
@@ -274,7 +335,7 @@ pub(crate) fn replay_database(
         return Ok(0);
     };
     let mut txn = db.begin_write()?;
-    let n = replay_into(keys, store_id, &txn, &path, &bytes)?;
+    let n = replay_into(keys, store_id, &txn, &path, &bytes)?.added;
     if n == 0 {
         txn.abort()?;
     } else {
@@ -300,20 +361,31 @@ impl Store {
             return Ok(0);
         };
         let txn = self.db.begin_write()?;
-        let n = replay_into(&self.keys, &self.header.store_id, &txn, &path, &bytes)?;
-        if n == 0 {
+        let r = replay_into(&self.keys, &self.header.store_id, &txn, &path, &bytes)?;
+        if r.added == 0 {
             txn.abort()?;
         } else {
             self.db.commit(txn)?;
-        }
-        if n > 0 {
             tracing::warn!(
-                records = n,
+                records = r.added,
                 "replayed audit records from the journal of a daemon that did not stop cleanly"
             );
         }
-        let _ = std::fs::remove_file(&path);
-        Ok(n)
+        if r.broken {
+            let mut bad = path.as_os_str().to_owned();
+            bad.push(".bad");
+            let bad = PathBuf::from(bad);
+            tracing::warn!(
+                kept = %bad.display(),
+                "the audit journal ended in a frame that does not continue the chain (a write \
+                 cut short by a crash: a read that never returned; or damage); kept for \
+                 inspection"
+            );
+            let _ = std::fs::rename(&path, &bad);
+        } else {
+            let _ = std::fs::remove_file(&path);
+        }
+        Ok(r.added)
     }
 
     /// Turns the journal on (the daemon): value reads' records become durable in
@@ -326,7 +398,7 @@ impl Store {
             return Ok(());
         }
         let j = Journal::create(&self.path, &self.header.store_id)?;
-        let _ = self.journal.set(j);
+        let _ = self.journal.set(Arc::new(j));
         self.install_reopen_hook();
         Ok(())
     }
@@ -334,9 +406,6 @@ impl Store {
     /// After an i/o error reopens the database, the non-durable commits are gone from it:
     /// the hook replays them from the journal before any transaction begins.
     pub(super) fn install_reopen_hook(&self) {
-        if self.journal.get().is_none() {
-            return;
-        }
         let k = &*self.keys;
         let keys = Locked::new(SubKeys {
             seal: k.seal.clone(),
@@ -347,7 +416,13 @@ impl Store {
         });
         let id = self.header.store_id;
         let path = self.path.clone();
+        let Some(journal) = self.journal.get().map(Arc::clone) else {
+            return;
+        };
         self.db.set_reopen_hook(Some(Box::new(move |db: &Database| {
+            // A read batch committed but not yet synced finishes its frames first (it holds
+            // the lock and begins no transaction meanwhile).
+            let _held = journal.lock();
             // Until the journal is replayed, nothing may be written: a new record would take
             // the seq of an acknowledged one.
             replay_database(&keys, &id, &path, db)
@@ -362,9 +437,10 @@ impl Store {
         let Some(j) = self.journal.get() else {
             return;
         };
-        self.db.set_reopen_hook(None);
-        let _guard = j.lock();
+        // The hook stays until this commit is done: if the database must be reopened first
+        // (a full disk latched it), the journal is replayed into it before the commit.
         let done = self.db.begin_write().and_then(|txn| self.db.commit(txn));
+        self.db.set_reopen_hook(None);
         if done.is_ok() {
             j.remove();
         }
@@ -372,7 +448,7 @@ impl Store {
 
     /// The journal, when the daemon turned it on.
     pub(super) fn journal(&self) -> Option<&Journal> {
-        self.journal.get()
+        self.journal.get().map(|j| &**j)
     }
 }
 

@@ -123,7 +123,7 @@ pub struct Store {
     /// Interned executable paths of audit records (see `exes.rs`).
     exes: std::sync::Mutex<exes::Exes>,
     /// The audit journal, when the daemon turned it on (see `journal.rs`).
-    journal: std::sync::OnceLock<journal::Journal>,
+    journal: std::sync::OnceLock<Arc<journal::Journal>>,
 }
 
 impl Drop for Store {

@@ -176,10 +176,12 @@ impl Store {
             self.fold_if_due();
             return Ok(());
         };
-        // Journaled (`journal.rs`): the lock is held from `begin_write` to the sync, so that
-        // frames are in seq order in the file.
-        let mut state = journal.lock();
+        // Journaled (`journal.rs`). The journal's lock is taken once the write transaction is
+        // held and kept until the frames are synced: frames land in seq order, and whoever
+        // takes the lock next (a replay after a reopen, the audit head) sees them synced. No
+        // transaction begins while the lock is held (a reopen's replay takes it).
         let txn = self.db.begin_write()?;
+        let mut state = journal.lock();
         let mut frames = audit::Frames::default();
         audit::append_to(self, &txn, &entries, Some(&mut frames))?;
         let undo = self.note_reads(&read, now);
@@ -190,14 +192,22 @@ impl Store {
         }
         if durable {
             state.restart();
+            drop(state);
         } else if let Err(e) = state.write_synced(&frames.bytes) {
-            // The records are committed but not yet durable: a durable commit makes them so,
-            // or the reads fail (fail closed).
+            // Committed, not durable. Until a durable commit, nothing more goes to the journal
+            // (a frame written over this one could be lost behind it); then a durable commit
+            // makes these records durable, or the reads fail (fail closed).
+            state.poison();
+            drop(state);
             tracing::warn!(error = %e, "the audit journal refused a write; committing durably");
-            self.db.begin_write().and_then(|t| self.db.commit(t))?;
-            state.restart();
+            if let Err(e) = self.db.begin_write().and_then(|t| self.db.commit(t)) {
+                self.unnote(undo);
+                return Err(e);
+            }
+            journal.lock().restart_if_poisoned();
+        } else {
+            drop(state);
         }
-        drop(state);
         self.fold_if_due();
         Ok(())
     }
