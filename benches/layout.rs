@@ -19,8 +19,9 @@
 //!   payload); older versions stay in `values`. A read: two walks of `secrets`, one open.
 //!
 //! Both files are filled in key order (as `Store::compact` repacks them) and opened with the
-//! store's page cache (`DEFAULT_CACHE_BYTES`). A warm-up pass of random reads precedes the
-//! measured pass. What the store adds on top (policy, postcard decode, building the
+//! store's page cache (`DEFAULT_CACHE_BYTES`). A warm-up pass of random reads precedes each
+//! measured pass. Reads share one read transaction (as a daemon's batch does), or each begins
+//! its own and opens the tables it needs (as a lone `Store::get_value` does). What the store adds on top (policy, postcard decode, building the
 //! `SecretValue`) is the difference between `benches/store.rs`'s decrypt-path figure and the
 //! v1 figure here, measured in the same run.
 #![allow(clippy::unwrap_used, clippy::cast_precision_loss)]
@@ -126,7 +127,7 @@ fn build(path: &Path, keys: &Keys, n: usize, layout: Layout) {
 fn read(
     keys: &Keys,
     secrets: &redb::ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
-    values: &redb::ReadOnlyTable<&'static [u8; 40], &'static [u8]>,
+    values: Option<&redb::ReadOnlyTable<&'static [u8; 40], &'static [u8]>>,
     (layout, resolve): (Layout, bool),
     i: usize,
 ) -> usize {
@@ -141,12 +142,33 @@ fn read(
         return meta.len();
     }
     let vk = value_key(&h, 1);
-    let raw = values.get(&vk).unwrap().unwrap();
+    let raw = values.unwrap().get(&vk).unwrap().unwrap();
     let val = Envelope::open(&keys.seal, &STORE_ID, TableId::Values, &vk, raw.value()).unwrap();
     meta.len() + val.len()
 }
 
-fn measure(path: &Path, keys: &Keys, n: usize, how: (Layout, bool)) -> (Duration, Duration) {
+/// One read in its own read transaction, as `Store::get_value` does it: begin, open the tables
+/// the layout needs (`values` only for v1), read.
+fn read_own_txn(db: &redb::Database, keys: &Keys, how: (Layout, bool), i: usize) -> usize {
+    let txn = db.begin_read().unwrap();
+    let secrets = txn.open_table(SECRETS).unwrap();
+    if how.0 == Layout::V1 {
+        let values = txn.open_table(VALUES).unwrap();
+        read(keys, &secrets, Some(&values), how, i)
+    } else {
+        read(keys, &secrets, None, how, i)
+    }
+}
+
+/// p50 and p99 of random reads after a warm-up pass; `own_txn`: each read in its own read
+/// transaction, else all in one (as a daemon's batch shares one).
+fn measure(
+    path: &Path,
+    keys: &Keys,
+    n: usize,
+    how: (Layout, bool),
+    own_txn: bool,
+) -> (Duration, Duration) {
     let db = redb::Database::builder()
         .set_cache_size(DEFAULT_CACHE_BYTES)
         .open(path)
@@ -154,6 +176,13 @@ fn measure(path: &Path, keys: &Keys, n: usize, how: (Layout, bool)) -> (Duration
     let txn = db.begin_read().unwrap();
     let secrets = txn.open_table(SECRETS).unwrap();
     let values = txn.open_table(VALUES).unwrap();
+    let one = |i: usize| {
+        if own_txn {
+            read_own_txn(&db, keys, how, i)
+        } else {
+            read(keys, &secrets, Some(&values), how, i)
+        }
+    };
     let mut x = 0x9e37_79b9_u64;
     let mut next = || {
         x ^= x << 13;
@@ -162,13 +191,13 @@ fn measure(path: &Path, keys: &Keys, n: usize, how: (Layout, bool)) -> (Duration
         usize::try_from(x % n as u64).unwrap()
     };
     for _ in 0..SAMPLES {
-        black_box(read(keys, &secrets, &values, how, next()));
+        black_box(one(next()));
     }
     let mut lat = Vec::with_capacity(SAMPLES);
     for _ in 0..SAMPLES {
         let i = next();
         let t = Instant::now();
-        black_box(read(keys, &secrets, &values, how, i));
+        black_box(one(i));
         lat.push(t.elapsed());
     }
     lat.sort();
@@ -207,12 +236,14 @@ fn main() {
             let path = dir.path().join(format!("layout-{n}-{}.redb", layout as u8));
             build(&path, &keys, n, layout);
             let (secrets, values) = page_bytes_per_row(&path, n);
-            let (p50, p99) = measure(&path, &keys, n, (layout, true));
-            let (p50_scoped, _) = measure(&path, &keys, n, (layout, false));
+            let (p50, p99) = measure(&path, &keys, n, (layout, true), false);
+            let (p50_scoped, _) = measure(&path, &keys, n, (layout, false), false);
+            let (p50_own, _) = measure(&path, &keys, n, (layout, true), true);
             println!(
                 "layout n={n} {label:<14}: decrypt-path read p50 {p50:?} p99 {p99:?} \
-                 (scope given: p50 {p50_scoped:?}); page bytes/secret: secrets {secrets:.1} + \
-                 values {values:.1} = {:.1}",
+                 (scope given: p50 {p50_scoped:?}; a read transaction per read: p50 \
+                 {p50_own:?}); page bytes/secret: secrets {secrets:.1} + values {values:.1} = \
+                 {:.1}",
                 secrets + values
             );
             std::fs::remove_file(&path).unwrap();
