@@ -105,15 +105,20 @@ fn unlock(path: &Path) -> Store {
         .unwrap()
 }
 
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 9] = [
     "meta",
     "keyslots",
     "secrets",
     "values",
+    "fingerprints",
+    "refs",
     "principals",
     "audit",
     "staging",
 ];
+
+/// The tables that hold one or more rows per secret: the file's bytes per secret, audit apart.
+const PER_SECRET: [&str; 4] = ["secrets", "values", "fingerprints", "refs"];
 
 /// Per-table (rows, stored bytes, leaf+branch page bytes) read with redb directly.
 fn table_stats(path: &Path) -> Vec<(&'static str, u64, u64, u64)> {
@@ -123,7 +128,10 @@ fn table_stats(path: &Path) -> Vec<(&'static str, u64, u64, u64)> {
     for t in TABLES {
         let def: TableDefinition<&[u8], &[u8]> = TableDefinition::new(t);
         // The key types differ per table; untyped stats need the raw handle.
-        let h = txn.open_untyped_table(def).unwrap();
+        // Tables made on first use (fingerprints, refs) may be absent.
+        let Ok(h) = txn.open_untyped_table(def) else {
+            continue;
+        };
         let s = h.stats().unwrap();
         out.push((
             t,
@@ -155,7 +163,18 @@ fn report(dir: &Path) {
             "report n={n}: file {file} bytes after compaction = {:.0} bytes/secret (audit records of the import included)",
             file as f64 / n as f64
         );
-        for (t, rows, stored, pages) in table_stats(&path) {
+        let stats = table_stats(&path);
+        let per_secret: u64 = stats
+            .iter()
+            .filter(|(t, ..)| PER_SECRET.contains(t))
+            .map(|(.., pages)| pages)
+            .sum();
+        println!(
+            "report n={n}: per-secret tables ({}) {:.0} page bytes/secret",
+            PER_SECRET.join(" + "),
+            per_secret as f64 / n as f64
+        );
+        for (t, rows, stored, pages) in stats {
             if rows > 0 {
                 println!(
                     "report n={n}:   {t:<10} {rows:>8} rows  {:>6.1} stored B/row  {:>6.1} page B/row",

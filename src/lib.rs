@@ -105,6 +105,6 @@ pub mod testing {
     pub use crate::format::{
         Envelope, HEADER_LEN, Header, KeyslotRecord, SLOT_LEN, TableId, decode_payload,
     };
-    pub use crate::store::BackendFactory;
+    pub use crate::store::{BackendFactory, DEFAULT_CACHE_BYTES};
     pub use crate::sys::{group_id, user_id};
 }
