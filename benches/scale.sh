@@ -9,6 +9,7 @@
 #
 #   bash benches/scale.sh [BIN_DIR]        (release builds; default target/release)
 #   N2=100000 SECS=10 READS=1000000 bash benches/scale.sh
+#   READS=0 skips the retention run.
 #
 # oha is installed once into target/bench-tools (cargo install). Stores use the KDF floor
 # (m = 64 MiB, t = 3), like ../shared/bench/peer-reads.sh, whose population script this
@@ -85,6 +86,7 @@ for n in 1000 "$N2"; do
   kill "$srv"; wait "$srv" 2>/dev/null || true
 done
 
+[ "$READS" -gt 0 ] || exit 0
 echo "== retention: $READS audited reads, --audit-retention 10s, 1,000 secrets"
 start "$WORK/r" --audit-retention 10s
 python3 "$WORK/populate.py" "$TRESOR_SOCKET" 1000

@@ -81,7 +81,7 @@ pub use error::{Error, ErrorCode, Result};
 pub use ops::{Api, Local};
 pub use store::{
     BundleRequest, CreateOptions, KdfChoice, KeyslotInfo, LockedStore, NewKeyslot, PeerAdmission,
-    PeerRoles, ReadRequest, Store, UnlockSecret,
+    PeerRoles, PreparedReads, ReadRequest, Store, UnlockSecret,
 };
 pub use types::*;
 

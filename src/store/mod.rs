@@ -60,7 +60,7 @@ use db::{Db, Opener};
 pub use inbox::inbox_dir;
 pub use keys::{KdfChoice, KeyslotInfo, NewKeyslot, UnlockSecret};
 pub use peers::{PeerAdmission, PeerRoles};
-pub use read::ReadRequest;
+pub use read::{PreparedReads, ReadRequest};
 #[cfg(feature = "upstream")]
 pub use upstream::BindingRec;
 
