@@ -1,135 +1,200 @@
 //! Group commit of audited value reads (SPEC §3).
 //!
-//! Handlers queue their reads; one committer thread takes everything queued, calls
-//! [`Store::read_batch`] once (one durable transaction holding every audit record and
-//! `last_used` update), and only then hands each request its value. With one request waiting
-//! the batch is that request alone, so an idle daemon commits inline; under contention the
-//! batch grows and the fsync is shared.
+//! A read is done in two phases ([`Store::prepare_reads`], [`Store::commit_prepared`]). The
+//! read phase — resolve, authorize, open the value — runs on the requesting thread, so the
+//! requests of many clients are read in parallel; it writes nothing. The requester then queues
+//! what it found, and one committer thread takes everything queued and commits it in one
+//! durable transaction holding every audit record; only then does each requester get its
+//! values. With one request waiting the batch is that request alone, so an idle daemon commits
+//! at once; under contention the batch grows and the fsync is shared.
 //!
-//! With group commit off (`Config::group_commit = false`, for benchmarks) every read gets its
-//! own durable commit.
+//! The value path of the daemon (`routes.rs`) awaits the commit on its async task
+//! ([`Batcher::read_async`]), so a waiting read holds no thread; operations that run on a
+//! blocking thread (environments, several values) wait there ([`crate::ops::Reads`]).
 //!
-//! [`Store::read_batch`]: crate::Store::read_batch
+//! With group commit off (`Config::group_commit = false`, for benchmarks) every request's
+//! reads get their own durable commit.
+//!
+//! [`Store::prepare_reads`]: crate::Store::prepare_reads
+//! [`Store::commit_prepared`]: crate::Store::commit_prepared
 
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::session::SessionCell;
+use super::witness::Witness;
 use crate::error::{Error, Result};
-use crate::store::ReadRequest;
-use crate::types::SecretValue;
+use crate::store::{PreparedReads, ReadRequest, Store};
+use crate::types::{Action, SecretValue};
 
 /// The most reads one commit takes (bounds the transaction, not the queue).
 const MAX_BATCH: usize = 4096;
 
+type Reply = oneshot::Sender<Vec<Result<SecretValue>>>;
+
+/// Reads found on the store they were read from, waiting for their commit.
 struct Job {
-    reqs: Vec<ReadRequest>,
-    reply: oneshot::Sender<Vec<Result<SecretValue>>>,
+    store: Arc<Store>,
+    reads: PreparedReads,
+    reply: Reply,
 }
 
 /// The handle handlers queue reads on.
 #[derive(Clone)]
 pub(crate) struct Batcher {
     tx: mpsc::UnboundedSender<Job>,
+    cell: Arc<SessionCell>,
 }
 
 impl Batcher {
     /// Starts the committer thread. It ends when every `Batcher` clone is dropped, after
-    /// committing what is queued.
+    /// committing what is queued. Each new audit head is appended to `witness` before the
+    /// batch's values are handed out.
     pub(crate) fn spawn(
         cell: Arc<SessionCell>,
         group_commit: bool,
+        witness: Option<Arc<Witness>>,
     ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
         let (tx, rx) = mpsc::unbounded_channel();
+        let committer_cell = Arc::clone(&cell);
         let handle = std::thread::Builder::new()
             .name("tresord-commit".into())
-            .spawn(move || committer(&cell, rx, group_commit))?;
-        Ok((Self { tx }, handle))
+            .spawn(move || committer(&committer_cell, rx, group_commit, witness.as_deref()))?;
+        Ok((Self { tx, cell }, handle))
     }
 
-    /// Queues `reqs`; `None` when the committer has stopped.
+    /// Runs the read phase of `reqs` on this thread and queues what it found; the receiver
+    /// gets the results once their audit records are durable.
     fn submit(
         &self,
+        store: Arc<Store>,
         reqs: Vec<ReadRequest>,
-    ) -> Option<oneshot::Receiver<Vec<Result<SecretValue>>>> {
+    ) -> Result<oneshot::Receiver<Vec<Result<SecretValue>>>> {
+        let reads = store.prepare_reads(reqs)?;
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Job { reqs, reply }).ok().map(|()| rx)
+        self.tx
+            .send(Job {
+                store,
+                reads,
+                reply,
+            })
+            .map_err(|_| not_committed())?;
+        Ok(rx)
     }
-}
 
-/// Reads queued from a blocking thread (an operation runs off the async workers); each result
-/// arrives after its audit record is durable.
-impl crate::ops::Reads for Batcher {
-    fn read(&self, reqs: Vec<ReadRequest>) -> Vec<Result<SecretValue>> {
+    /// Reads `reqs` from `store` (read phase on the calling task: a few microseconds of CPU
+    /// per read, no I/O wait but the store's page reads) and awaits their commit.
+    pub(crate) async fn read_async(
+        &self,
+        store: Arc<Store>,
+        reqs: Vec<ReadRequest>,
+    ) -> Vec<Result<SecretValue>> {
         let n = reqs.len();
-        match self.submit(reqs) {
-            Some(rx) => rx.blocking_recv().unwrap_or_else(|_| not_committed(n)),
-            None => not_committed(n),
+        match self.submit(store, reqs) {
+            Ok(rx) => rx.await.unwrap_or_else(|_| fan_out(not_committed(), n)),
+            Err(e) => fan_out(e, n),
         }
     }
 }
 
-fn not_committed(n: usize) -> Vec<Result<SecretValue>> {
-    (0..n)
-        .map(|_| {
-            Err(Error::Internal {
-                message: "the read was not committed (shutting down, or the batch failed)".into(),
-                source: None,
-            })
-        })
-        .collect()
+/// Reads from a blocking thread (an operation runs off the async workers); each result
+/// arrives after its audit record is durable.
+impl crate::ops::Reads for Batcher {
+    fn read(&self, reqs: Vec<ReadRequest>) -> Vec<Result<SecretValue>> {
+        let n = reqs.len();
+        let store = match self.cell.store() {
+            Ok(s) => s,
+            Err(e) => return fan_out(e, n),
+        };
+        match self.submit(store, reqs) {
+            Ok(rx) => rx
+                .blocking_recv()
+                .unwrap_or_else(|_| fan_out(not_committed(), n)),
+            Err(e) => fan_out(e, n),
+        }
+    }
 }
 
-fn committer(cell: &SessionCell, mut rx: mpsc::UnboundedReceiver<Job>, group_commit: bool) {
+fn not_committed() -> Error {
+    Error::Internal {
+        message: "the read was not committed (shutting down, or the batch failed)".into(),
+        source: None,
+    }
+}
+
+fn fan_out(e: Error, n: usize) -> Vec<Result<SecretValue>> {
+    e.fan_out(n).into_iter().map(Err).collect()
+}
+
+fn committer(
+    cell: &SessionCell,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    group_commit: bool,
+    witness: Option<&Witness>,
+) {
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = vec![first];
         if group_commit {
-            let mut queued = jobs[0].reqs.len();
+            let mut queued = jobs[0].reads.len();
             while queued < MAX_BATCH {
                 match rx.try_recv() {
                     Ok(j) => {
-                        queued += j.reqs.len();
+                        queued += j.reads.len();
                         jobs.push(j);
                     }
                     Err(_) => break,
                 }
             }
         }
-        let Ok(store) = cell.store() else {
-            for j in jobs {
-                let n = j.reqs.len();
-                let _ = j.reply.send((0..n).map(|_| Err(Error::Locked)).collect());
-            }
+        // Reads found on a store that has since been locked (and perhaps unlocked again) are
+        // not committed: the store they were read from is going away.
+        let current = cell.store().ok();
+        let (jobs, stale): (Vec<Job>, Vec<Job>) = jobs
+            .into_iter()
+            .partition(|j| current.as_ref().is_some_and(|s| Arc::ptr_eq(s, &j.store)));
+        for j in stale {
+            let n = j.reads.len();
+            let _ = j.reply.send(fan_out(Error::Locked, n));
+        }
+        let Some(store) = current.filter(|_| !jobs.is_empty()) else {
             continue;
         };
         // A panic in the store must not take the committer (and every later read) down.
-        let run = std::panic::AssertUnwindSafe(|| commit(&store, jobs, group_commit));
+        let run = std::panic::AssertUnwindSafe(|| commit(&store, jobs, group_commit, witness));
         if std::panic::catch_unwind(run).is_err() {
             tracing::error!("a read batch panicked; its requests fail, the committer goes on");
         }
     }
 }
 
-/// Reads and commits `jobs`, replying to each. A job whose reply channel is dropped (its
-/// panicked batch) sees `Internal`.
-fn commit(store: &crate::Store, jobs: Vec<Job>, group_commit: bool) {
+/// Commits `jobs`, replying to each. A job whose reply channel is dropped (its panicked
+/// batch) sees `Internal`.
+fn commit(store: &Store, jobs: Vec<Job>, group_commit: bool, witness: Option<&Witness>) {
     if group_commit {
-        let counts: Vec<usize> = jobs.iter().map(|j| j.reqs.len()).collect();
-        let (all, replies): (Vec<Vec<ReadRequest>>, Vec<_>) =
-            jobs.into_iter().map(|j| (j.reqs, j.reply)).unzip();
-        let all: Vec<ReadRequest> = all.into_iter().flatten().collect();
-        let mut results = store.read_batch(&all).into_iter();
-        for (reply, n) in replies.into_iter().zip(counts) {
+        let mut replies = Vec::with_capacity(jobs.len());
+        let mut all: Option<PreparedReads> = None;
+        for j in jobs {
+            replies.push((j.reply, j.reads.len()));
+            match &mut all {
+                Some(a) => a.append(j.reads),
+                None => all = Some(j.reads),
+            }
+        }
+        let Some(all) = all else { return };
+        let mut results = store.commit_prepared(all, Action::Read).into_iter();
+        if let Some(w) = witness {
+            w.note(store);
+        }
+        for (reply, n) in replies {
             let _ = reply.send(results.by_ref().take(n).collect());
         }
     } else {
         for j in jobs {
-            let out = j
-                .reqs
-                .iter()
-                .flat_map(|r| store.read_batch(std::slice::from_ref(r)))
-                .collect();
+            let out = store.commit_prepared(j.reads, Action::Read);
+            if let Some(w) = witness {
+                w.note(store);
+            }
             let _ = j.reply.send(out);
         }
     }

@@ -25,7 +25,8 @@ pub const OPENAPI: &str = include_str!("../../openapi.json");
 
 /// Decodes `O` from the request (path name, then query string or JSON body), runs it off the
 /// async workers as the caller, and answers its output as JSON. Value reads go through the
-/// group commit.
+/// group commit; an operation that is one value read of a local secret
+/// ([`Operation::value_read`]) runs on this task and awaits its commit instead.
 async fn operation<O: Operation>(
     AxState(state): AxState<Arc<State>>,
     caller: Caller,
@@ -47,6 +48,22 @@ async fn operation<O: Operation>(
         op.set_path_name(name);
     }
     let store = caller.store()?;
+    if let Some(read) = op.value_read(&store, &caller.actor) {
+        // One value read: read on this task, await the group commit (the committer witnesses
+        // the new head), answer — no blocking thread held while the commit is waited for.
+        let v = state
+            .batcher
+            .read_async(store, vec![read.request])
+            .await
+            .pop()
+            .unwrap_or_else(|| {
+                Err(Error::Internal {
+                    message: "the read returned nothing".into(),
+                    source: None,
+                })
+            })?;
+        return wiped_json(&(read.output)(&v));
+    }
     let reads = state.batcher.clone();
     let witness = state.witness.clone();
     let actor = caller.actor;

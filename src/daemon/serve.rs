@@ -51,16 +51,21 @@ pub async fn run(
         session_of(config.store),
         config.audit_journal,
     ));
-    let (batcher, committer) = Batcher::spawn(Arc::clone(&cell), config.group_commit)
-        .map_err(|e| Error::internal("cannot start the committer thread", e))?;
-    let mut state = State::new(Arc::clone(&cell), batcher, config.idle_lock);
-    if let Some(path) = &config.audit_head_file {
-        let witness = super::witness::Witness::open(path)?;
-        if let Ok(store) = cell.store() {
-            witness.note(&store);
+    let witness = match &config.audit_head_file {
+        Some(path) => {
+            let witness = super::witness::Witness::open(path)?;
+            if let Ok(store) = cell.store() {
+                witness.note(&store);
+            }
+            Some(Arc::new(witness))
         }
-        state.witness = Some(Arc::new(witness));
-    }
+        None => None,
+    };
+    let (batcher, committer) =
+        Batcher::spawn(Arc::clone(&cell), config.group_commit, witness.clone())
+            .map_err(|e| Error::internal("cannot start the committer thread", e))?;
+    let mut state = State::new(Arc::clone(&cell), batcher, config.idle_lock);
+    state.witness = witness;
     let state = Arc::new(state);
     let router = super::routes::router(Arc::clone(&state));
     let slots = Slots::new(config.max_connections);

@@ -129,6 +129,22 @@ pub trait Operation: Endpoint {
     /// # Errors
     /// Whatever the store method returns.
     fn apply(self, cx: &Context<'_>) -> Result<Self::Output>;
+
+    /// `Some` when this operation is one audited value read of a local secret and nothing
+    /// else (no remote binding to fetch): the read, and how its value becomes the output. The
+    /// daemon then serves it without a blocking thread — read phase on the requesting task,
+    /// the commit's wait awaited — with exactly what [`Operation::apply`] would answer.
+    fn value_read(&self, _store: &Store, _actor: &Actor) -> Option<ValueRead<Self::Output>> {
+        None
+    }
+}
+
+/// One audited value read an operation consists of ([`Operation::value_read`]).
+pub struct ValueRead<T> {
+    /// The read.
+    pub request: ReadRequest,
+    /// The operation's output for the value read.
+    pub output: fn(&SecretValue) -> T,
 }
 
 /// Implements [`Endpoint`]: `endpoint!(Type, Get "/v1/x/{name}" => Output, name)`.

@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Context, Operation, endpoint};
+use super::{Context, Operation, ValueRead, endpoint};
 use crate::error::{Error, Result};
 use crate::protocol::{
     Deleted, EnvItem, EnvResponse, SecretList, SecretText, ValueResponse, decode_bytes, decode_map,
     encode_bytes, encode_map,
 };
-use crate::store::ReadRequest;
+use crate::store::{ReadRequest, Store};
 use crate::types::{
     Actor, CheckResult, ListFilter, Scope, SecretMeta, SecretType, SetRequest, ValueRef,
 };
@@ -196,6 +196,14 @@ impl Operation for GetValue {
                 })
             })?;
         Ok(ValueResponse::from(&v))
+    }
+
+    fn value_read(&self, store: &Store, actor: &Actor) -> Option<ValueRead<ValueResponse>> {
+        let request = read_request(actor, ValueRef::from(self.clone()));
+        super::upstream::is_local(store, &request).then_some(ValueRead {
+            request,
+            output: |v| ValueResponse::from(v),
+        })
     }
 }
 

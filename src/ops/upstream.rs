@@ -49,6 +49,17 @@ pub(crate) fn read(cx: &Context<'_>, reqs: Vec<ReadRequest>) -> Vec<Result<Secre
     out
 }
 
+/// Whether a read of `req` has nothing to resolve first (the read asks for a kept version, or
+/// no binding is at the name): what `resolve` looks at, so that such a read may skip it. A
+/// failure to look is `false` (the full path reports it).
+pub(crate) fn is_local(store: &crate::Store, req: &ReadRequest) -> bool {
+    if req.version.is_some() {
+        return true;
+    }
+    let scope = req.scope.clone().unwrap_or_default();
+    matches!(store.binding(&scope, &req.name), Ok(None))
+}
+
 /// Removes the binding of a secret being deleted; whether there was one.
 pub(crate) fn unbind(cx: &Context<'_>, name: &str, scope: Option<&Scope>) -> Result<bool> {
     let scope = scope.cloned().unwrap_or_default();

@@ -66,7 +66,7 @@ pub fn journal_path(store: &Path) -> PathBuf {
 }
 pub use keys::{KdfChoice, KeyslotInfo, NewKeyslot, UnlockSecret};
 pub use peers::{PeerAdmission, PeerRoles};
-pub use read::ReadRequest;
+pub use read::{PreparedReads, ReadRequest};
 #[cfg(feature = "upstream")]
 pub use upstream::BindingRec;
 

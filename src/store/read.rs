@@ -42,6 +42,40 @@ enum Found {
     Failed(Error, Scope),
 }
 
+/// Reads found but not yet audited: what [`Store::prepare_reads`] returns and
+/// [`Store::commit_prepared`] commits. Holds the values read, so it shows only its size when
+/// printed; dropping it drops (and wipes) them unreturned.
+pub struct PreparedReads {
+    reqs: Vec<ReadRequest>,
+    found: Vec<Found>,
+}
+
+impl PreparedReads {
+    /// How many reads (one result each).
+    pub fn len(&self) -> usize {
+        self.reqs.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.reqs.is_empty()
+    }
+
+    /// Joins `other`'s reads after these, for one commit; results come back in that order.
+    pub fn append(&mut self, other: Self) {
+        self.reqs.extend(other.reqs);
+        self.found.extend(other.found);
+    }
+}
+
+impl std::fmt::Debug for PreparedReads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedReads")
+            .field("reads", &self.reqs.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// The name an audit record shows for a read: `NAME`, or `NAME#field` for a field read (so that
 /// `audit --secret NAME` finds both).
 fn audit_name(name: &str, field: Option<&str>) -> String {
@@ -101,19 +135,45 @@ impl Store {
     /// As [`Store::read_batch`], each record naming `action`: `export` for the values of a
     /// plaintext export (SPEC §3: an export records `export` with every name).
     pub fn read_batch_as(&self, reqs: &[ReadRequest], action: Action) -> Vec<Result<SecretValue>> {
-        let mut found = match self.read_phase(reqs) {
-            Ok(f) => f,
-            Err(e) => return e.fan_out(reqs.len()).into_iter().map(Err).collect(),
-        };
-        if let Err(e) = self.commit_reads(reqs, &mut found, action) {
+        match self.prepare_reads(reqs.to_vec()) {
+            Ok(p) => self.commit_prepared(p, action),
+            Err(e) => e.fan_out(reqs.len()).into_iter().map(Err).collect(),
+        }
+    }
+
+    /// The read phase of [`Store::read_batch`]: resolves, authorizes and opens each request's
+    /// value, writing nothing. Any thread may run it (the daemon runs it on the requesting
+    /// one, in parallel); nothing it found leaves the store until [`Store::commit_prepared`]
+    /// has made its audit record durable.
+    ///
+    /// # Errors
+    /// Only a failure to begin the read transaction; each request's own failure (not found,
+    /// denied, a damaged record) is kept for its audit record and its result.
+    pub fn prepare_reads(&self, reqs: Vec<ReadRequest>) -> Result<PreparedReads> {
+        let found = self.read_phase(&reqs)?;
+        Ok(PreparedReads { reqs, found })
+    }
+
+    /// The commit phase of [`Store::read_batch`]: one durable transaction holding the audit
+    /// records of every read in `prepared` (many requesters' reads joined with
+    /// [`PreparedReads::append`] share it), then each value, in order. If the commit fails,
+    /// every read fails, each with its own copy of that (typed) error, and no value leaves.
+    pub fn commit_prepared(
+        &self,
+        prepared: PreparedReads,
+        action: Action,
+    ) -> Vec<Result<SecretValue>> {
+        let PreparedReads { reqs, mut found } = prepared;
+        if let Err(e) = self.commit_reads(&reqs, &mut found, action) {
             return e.fan_out(reqs.len()).into_iter().map(Err).collect();
         }
+        let now = crate::sys::now();
         found
             .into_iter()
             .map(|f| match f {
                 Found::Value(hit) => {
                     let mut v = hit.value;
-                    v.retrieved_at = crate::sys::now();
+                    v.retrieved_at = now;
                     Ok(v)
                 }
                 Found::Failed(e, _) => Err(e),
@@ -446,6 +506,39 @@ mod tests {
         let meta = store.show(&owner, "k", Some(&Scope::Org)).expect("show");
         assert_eq!(meta.version, 2);
         assert!(meta.last_used.is_some());
+    }
+
+    /// Reads prepared on two threads and committed together: the read phase writes nothing,
+    /// the commit holds one audit record per read, and the values come back in order.
+    #[test]
+    fn reads_prepared_apart_commit_together() {
+        let (_dir, store, owner) = store_with("k");
+        let set = SetRequest {
+            scope: Scope::Org,
+            value: Some("j1".into()),
+            ..Default::default()
+        };
+        store.set(&owner, "j", set).expect("set j");
+        let before = store.current_audit_head().expect("head").seq;
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| store.prepare_reads(vec![req(&owner, "k")]));
+            let b = s.spawn(|| store.prepare_reads(vec![req(&owner, "j"), req(&owner, "nope")]));
+            (a.join().expect("a"), b.join().expect("b"))
+        });
+        assert_eq!(store.current_audit_head().expect("head").seq, before);
+        let mut all = a.expect("prepare a");
+        all.append(b.expect("prepare b"));
+        assert_eq!(all.len(), 3);
+        assert_eq!(format!("{all:?}"), "PreparedReads { reads: 3, .. }");
+        let out = store.commit_prepared(all, Action::Read);
+        assert_eq!(store.current_audit_head().expect("head").seq, before + 3);
+        let got: Vec<_> = out
+            .iter()
+            .map(|r| r.as_ref().map(|v| v.value.expose().to_vec()))
+            .collect();
+        assert!(matches!(&got[0], Ok(v) if v == b"v1"));
+        assert!(matches!(&got[1], Ok(v) if v == b"j1"));
+        assert!(matches!(&got[2], Err(Error::NotFound { .. })));
     }
 
     /// A failure shared by a batch reaches each request as its own typed error.
