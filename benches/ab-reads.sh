@@ -25,24 +25,6 @@ trap cleanup EXIT
 OHA="$TOOLS/bin/oha"
 [ -x "$OHA" ] || cargo install oha --locked -q --root "$TOOLS"
 
-cat > "$WORK/populate.py" <<'PY'
-import http.client, json, socket, sys, threading
-target, n = sys.argv[1], int(sys.argv[2])
-class Unix(http.client.HTTPConnection):
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX); self.sock.connect(target)
-def work(lo, hi):
-    c = Unix("localhost")
-    for i in range(lo, hi):
-        value = f"pw-{i:08d}-" + "abcdefghijklmnopqrstuvwxyz0123456789" * 3
-        c.request("PUT", f"/v1/secrets/secret-{i:05d}", body=json.dumps({"value": value, "type": "token"}))
-        r = c.getresponse(); r.read()
-        assert r.status == 200, (r.status, r.reason)
-k = 16; step = (n + k - 1) // k
-ts = [threading.Thread(target=work, args=(j * step, min(n, (j + 1) * step))) for j in range(k)]
-[t.start() for t in ts]; [t.join() for t in ts]
-PY
-
 dig=$(( ${#N} - 1 ))
 URL="http://localhost/v1/secrets/secret-$(printf '%*s' $((5 - dig)) '' | tr ' ' 0)[0-9]{$dig}/value"
 mkdir -p "$WORK/run"; printf 'bench passphrase' > "$WORK/pass"; chmod 600 "$WORK/pass"
@@ -55,7 +37,7 @@ start() { # bin dir
 stop() { kill "$srv"; wait "$srv" 2>/dev/null || true; srv=; }
 
 "$A/tresor" --passphrase-file "$WORK/pass" --direct init --kdf-memory 64 --kdf-iterations 3 >/dev/null
-start "$A"; python3 "$WORK/populate.py" "$TRESOR_SOCKET" "$N"; stop
+start "$A"; python3 benches/populate.py "$TRESOR_SOCKET" "$N"; stop
 echo "== $(date -u +%FT%TZ), $(nproc) cores, $N secrets, ${SECS}s per point; A=$A B=$B"
 for r in $(seq 1 "$ROUNDS"); do
   for side in A B; do

@@ -28,24 +28,6 @@ trap cleanup EXIT
 OHA="$TOOLS/bin/oha"
 [ -x "$OHA" ] || cargo install oha --locked -q --root "$TOOLS"
 
-cat > "$WORK/populate.py" <<'PY'
-import http.client, json, socket, sys, threading
-target, n = sys.argv[1], int(sys.argv[2])
-class Unix(http.client.HTTPConnection):
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX); self.sock.connect(target)
-def work(lo, hi):
-    c = Unix("localhost")
-    for i in range(lo, hi):
-        value = f"pw-{i:08d}-" + "abcdefghijklmnopqrstuvwxyz0123456789" * 3
-        c.request("PUT", f"/v1/secrets/secret-{i:05d}", body=json.dumps({"value": value, "type": "token"}))
-        r = c.getresponse(); r.read()
-        assert r.status == 200, (r.status, r.reason)
-k = 16; step = (n + k - 1) // k
-ts = [threading.Thread(target=work, args=(j * step, min(n, (j + 1) * step))) for j in range(k)]
-[t.start() for t in ts]; [t.join() for t in ts]
-PY
-
 url_regex() { # secret-00000 .. secret-(N-1), N a power of ten up to 100000
   local n=$1 dig=$(( ${#1} - 1 )) zeros
   zeros=$(printf '%*s' $((5 - dig)) '' | tr ' ' 0)
@@ -78,7 +60,7 @@ echo "== $(date -u +%FT%TZ), $(nproc) cores, ${SECS}s per point, $BIN ${TRESORD_
 for n in 1000 "$N2"; do
   # shellcheck disable=SC2086 # flags, split on purpose
   start "$WORK/s$n" ${TRESORD_FLAGS:-}
-  python3 "$WORK/populate.py" "$TRESOR_SOCKET" "$n"
+  python3 benches/populate.py "$TRESOR_SOCKET" "$n"
   reads "tresor $n audited reads" "$n"
   echo "tresor $n: RSS after load $(rss "$srv")"
   "$BIN/tresor" ls --json > /dev/null
@@ -90,7 +72,7 @@ done
 [ "$READS" -gt 0 ] || exit 0
 echo "== retention: $READS audited reads, --audit-retention 10s, 1,000 secrets"
 start "$WORK/r" --audit-retention 10s
-python3 "$WORK/populate.py" "$TRESOR_SOCKET" 1000
+python3 benches/populate.py "$TRESOR_SOCKET" 1000
 ( while kill -0 "$srv" 2>/dev/null; do echo "  t=$(date +%s) file $(size "$TRESOR_STORE")"; sleep 5; done ) &
 sampler=$!
 "$OHA" --no-tui -n "$READS" -c 16 --unix-socket "$TRESOR_SOCKET" \
