@@ -24,8 +24,16 @@ use crate::error::{Error, Result};
 
 /// The file magic.
 pub const MAGIC: [u8; 8] = *b"TRESORDB";
-/// The format version this build reads and writes.
-pub const FORMAT_VERSION: u16 = 1;
+/// The format version this build writes. It also opens format 1, which it migrates to 2 at
+/// the first unlock (`store/migrate.rs`).
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest format version this build opens.
+pub const OLDEST_FORMAT_VERSION: u16 = 1;
+/// The version that keyslot wraps and record envelopes bind in their associated data. It
+/// stays 1 across format versions: a migration rewrites tables, not every keyslot (whose
+/// keys it does not have) nor every audit envelope (whose bytes the chain MACs cover). The
+/// header's own version is bound by the sealed `format` row of the meta table instead.
+pub const BINDING_VERSION: u16 = 1;
 /// Header length.
 pub const HEADER_LEN: usize = 28;
 /// Header flag: the store was created with `--insecure-kdf`.
@@ -36,14 +44,16 @@ pub const FLAG_INSECURE_KDF: u16 = 1;
 /// ```text
 /// offset  size  field
 ///      0     8  magic "TRESORDB"
-///      8     2  format version (1)
+///      8     2  format version (2; 1 is still opened, and migrated at unlock)
 ///     10     2  flags (bit 0: created with --insecure-kdf)
 ///     12    16  store id (random)
 ///     28        end
 /// ```
 ///
-/// Every keyslot wrap binds the whole header as associated data, so changing a byte here makes
-/// every unlock fail with `integrity`.
+/// Every keyslot wrap binds the whole header as associated data ([`Header::slot_binding`],
+/// with the version field as [`BINDING_VERSION`]), so changing a byte here makes every unlock
+/// fail with `integrity`; the version field is checked at unlock against the sealed `format`
+/// row instead, with the same effect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
     /// Format version.
@@ -70,6 +80,14 @@ impl Header {
         b
     }
 
+    /// The header as keyslot wraps bind it: [`Header::encode`] with the version field as
+    /// [`BINDING_VERSION`], so that a format migration keeps every keyslot valid.
+    pub fn slot_binding(&self) -> [u8; HEADER_LEN] {
+        let mut b = self.encode();
+        b[8..10].copy_from_slice(&BINDING_VERSION.to_be_bytes());
+        b
+    }
+
     /// Parses a header. Checks the magic, the length and the version.
     ///
     /// # Errors
@@ -79,7 +97,7 @@ impl Header {
             return Err(Error::integrity("header", "magic"));
         }
         let version = u16::from_be_bytes([b[8], b[9]]);
-        if version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(Error::UnsupportedVersion {
                 found: version,
                 supported: FORMAT_VERSION,
@@ -122,6 +140,8 @@ pub enum TableId {
     References = 7,
     /// The current value's keyed fingerprint of a secret, keyed by name hash.
     Fingerprints = 8,
+    /// Buckets of folded `last_used` times, keyed by bucket number (format 2).
+    LastUsed = 9,
 }
 
 impl TableId {
@@ -136,6 +156,7 @@ impl TableId {
             Self::Upstream => "upstream",
             Self::References => "refs",
             Self::Fingerprints => "fingerprints",
+            Self::LastUsed => "last_used",
         }
     }
 }
@@ -155,7 +176,7 @@ pub const ENVELOPE_OVERHEAD: usize = 1 + NONCE_LEN + TAG_LEN;
 ///   25+n    16  Poly1305 tag
 /// ```
 ///
-/// Associated data (not stored): `"tresor record" || format version (2) || store id (16) ||
+/// Associated data (not stored): `"tresor record" || binding version (2, always 1) || store id (16) ||
 /// table id (1) || record key`, where the record key is the row key: a 32-byte name hash, a
 /// name hash and a version (40 bytes), or a seq (8 bytes). A ciphertext moved to another row,
 /// table, version or store therefore fails to open.
@@ -165,7 +186,7 @@ impl Envelope {
     fn ad(store_id: &[u8; 16], table: TableId, record_key: &[u8]) -> Vec<u8> {
         let mut ad = Vec::with_capacity(13 + 2 + 16 + 1 + record_key.len());
         ad.extend_from_slice(b"tresor record");
-        ad.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
+        ad.extend_from_slice(&BINDING_VERSION.to_be_bytes());
         ad.extend_from_slice(store_id);
         ad.push(table as u8);
         ad.extend_from_slice(record_key);

@@ -390,6 +390,8 @@ impl Store {
                 for v in &local.versions {
                     values.remove(&value_key(&h, v.version))?;
                 }
+                Self::forget_secret(txn, &h)?;
+                self.forget_last_used(txn, &h)?;
                 self.put_tombstone(txn, &t.scope, &t.name, t.deleted_at)?;
             }
             items.push(item);
@@ -445,7 +447,6 @@ fn created(s: &BundleSecret, by: &str) -> Merged {
         created_by: s.created_by.clone(),
         updated_at: s.updated_at.max(cur.at),
         updated_by: by.to_owned(),
-        last_used: None,
         version: cur.version,
         max_versions: s.max_versions,
         max_age_days: s.max_age_days,

@@ -393,7 +393,6 @@ fn new_rec(sub: &ParsedSubmission, by: &str, now: i64) -> SecretRec {
         created_by: by.to_owned(),
         updated_at: now,
         updated_by: by.to_owned(),
-        last_used: None,
         version: 0,
         max_versions: NEW_MAX_VERSIONS,
         max_age_days: None,

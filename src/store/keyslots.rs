@@ -74,7 +74,7 @@ impl Store {
             let mut slots = txn.open_table(KEYSLOTS)?;
             let id = slots.last()?.map_or(0, |(k, _)| k.value() + 1);
             let slot =
-                KeyslotRecord::wrap(kind, params, salt, &kek, &dk, &self.header.encode(), id)?;
+                KeyslotRecord::wrap(kind, params, salt, &kek, &dk, &self.header.slot_binding(), id)?;
             slots.insert(id, slot.encode().as_slice())?;
             id
         };
@@ -162,7 +162,7 @@ impl Store {
                 salt,
                 &kek,
                 &dk,
-                &self.header.encode(),
+                &self.header.slot_binding(),
                 id,
             )?;
             slots.insert(id, slot.encode().as_slice())?;
@@ -214,7 +214,7 @@ impl Store {
             .get(*id)?
             .ok_or_else(|| Error::integrity("keyslots", format!("slot {id}")))?;
         let rec = KeyslotRecord::decode(raw.value(), *id)?;
-        rec.unwrap_key(kek, &self.header.encode(), *id)
+        rec.unwrap_key(kek, &self.header.slot_binding(), *id)
             .ok_or_else(|| Error::integrity("keyslots", format!("slot {id}")))
     }
 }

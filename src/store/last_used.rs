@@ -2,53 +2,79 @@
 //!
 //! A value read's only durable work is its audit record: an append at the right edge of the
 //! audit table (keyed by seq) and the chain head, once per group commit. `last_used` is not
-//! written there; it is *derived* from those records and folded into the secrets' metadata
-//! records later, in batches:
+//! written there; it is *derived* from those records and folded into the `last_used` table
+//! later, in batches:
 //!
 //! - Inside the read's write transaction, before it commits, each secret read is noted in an
 //!   in-memory map (name hash → time). Write transactions are exclusive, so a fold (also a
 //!   write transaction) sees every read whose record it can see. If the commit fails, the
 //!   notes are put back as they were.
-//! - Listings, `show` and writes' answers show the later of the stored `last_used` and the
+//! - Listings, `show` and writes' answers show the later of the folded `last_used` and the
 //!   noted one, so every reader sees every read at once.
-//! - A fold (every 5 s of reads or 4,096 noted secrets, before a prune or a rekey, and when
-//!   the store is closed) re-seals each noted secret's metadata record with its new
-//!   `last_used` and records, in the same transaction, the audit seq up to which reads are
-//!   folded (`last_used_seq` in the meta table, sealed).
+//! - A fold (every 5 s of reads or 65,536 noted secrets, before a prune or a rekey, and when
+//!   the store is closed) re-seals each bucket of the `last_used` table that a note falls in,
+//!   and records, in the same transaction, the audit seq up to which reads are folded
+//!   (`last_used_seq` in the meta table, sealed).
 //! - At unlock, the audit records after that seq are replayed: every successful `read` or
 //!   `export` of a secret notes its time again. So after a crash (kill -9, power loss)
 //!   `last_used` is exactly what the durable audit log says, and no read is ever lost from it.
 //!
-//! A note older than the secret's creation is dropped (a read of a deleted secret whose name
-//! was reused). Per read, the metadata record is no longer re-sealed and its B-tree path in
-//! the (large) secrets table no longer copied and written: that was most of a read's durable
-//! bytes at 100k secrets.
+//! **The table** (format 2). Names are hidden at rest, so the table is keyed like everything
+//! else by name hash, but not one row per secret: [`BUCKETS`] sealed rows, bucket `b` holding
+//! `(hash[2..10], time)` for every secret whose hash starts with `b` (its first 10 bits). A
+//! fold re-seals at most [`BUCKETS`] small rows (about 1.6 KB each at 100k secrets), however
+//! many secrets were read, where format 1 re-sealed each read secret's metadata record (and
+//! copied its leaf of the large `secrets` table): at 100k secrets with reads spread over all of
+//! them that was one metadata re-seal per read, on the committer's path. The buckets are also
+//! kept decoded in memory (16 bytes a secret), so that a listing adds no decryption.
+//!
+//! A time older than the secret's creation is not shown (a read of a deleted secret whose
+//! name was reused); a delete also drops its secret's entry.
 
 use std::collections::HashMap;
 use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
 
 use super::audit::{self, EntryRec};
 use super::records::{SecretRec, open_with, seal_with, ts};
-use super::{AUDIT, META, SECRETS, Store};
+use super::{AUDIT, META, Store};
 use crate::error::Result;
 use crate::format::TableId;
 use crate::types::{Action, Outcome, Scope, SecretMeta};
 
+/// The `last_used` table: bucket number → sealed [`Bucket`].
+pub(super) const LAST_USED: TableDefinition<u32, &[u8]> = TableDefinition::new("last_used");
+/// How many buckets the name hashes are spread over (the first 10 bits of a hash).
+pub(super) const BUCKETS: usize = 1024;
 /// The meta row: the audit seq up to which reads are folded into `last_used`.
 const FOLDED: &str = "last_used_seq";
 /// Fold after this long with reads noted...
 const FOLD_EVERY: Duration = Duration::from_secs(5);
-/// ...or once this many secrets are noted.
-const FOLD_AT: usize = 4096;
+/// ...or once this many secrets are noted (about 3 MB of notes).
+const FOLD_AT: usize = 65_536;
 
-/// Reads noted since the last fold.
+/// One bucket's payload: `(hash[2..10], last_used)`, sorted by the hash bytes.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Bucket(Vec<([u8; 8], i64)>);
+
+/// Where a name hash's `last_used` lives: its bucket and its key inside it.
+fn slot(hash: &[u8; 32]) -> (usize, [u8; 8]) {
+    let b = (usize::from(hash[0]) << 2) | (usize::from(hash[1]) >> 6);
+    let mut k = [0u8; 8];
+    k.copy_from_slice(&hash[2..10]);
+    (b, k)
+}
+
+/// Reads noted since the last fold, and the folded times (the table, decoded).
 #[derive(Debug)]
 pub(crate) struct Noted {
     map: HashMap<[u8; 32], i64>,
     folded_at: Instant,
+    /// The `last_used` table as last loaded or folded, one map per bucket.
+    stored: Vec<HashMap<[u8; 8], i64>>,
 }
 
 impl Default for Noted {
@@ -56,6 +82,7 @@ impl Default for Noted {
         Self {
             map: HashMap::new(),
             folded_at: Instant::now(),
+            stored: vec![HashMap::new(); BUCKETS],
         }
     }
 }
@@ -89,6 +116,46 @@ fn write_folded(store: &Store, txn: &WriteTransaction, seq: u64) -> Result<()> {
     Ok(())
 }
 
+/// Seals one bucket's entries (sorted) into row `b` of the table, under `keys`.
+pub(super) fn write_bucket(
+    keys: &crate::crypto::SubKeys,
+    store_id: &[u8; 16],
+    txn: &WriteTransaction,
+    b: usize,
+    entries: &HashMap<[u8; 8], i64>,
+) -> Result<()> {
+    let key = u32::try_from(b).unwrap_or(u32::MAX);
+    let mut table = txn.open_table(LAST_USED)?;
+    if entries.is_empty() {
+        table.remove(key)?;
+        return Ok(());
+    }
+    let mut rows: Vec<([u8; 8], i64)> = entries.iter().map(|(k, t)| (*k, *t)).collect();
+    rows.sort_unstable();
+    let sealed = seal_with(
+        keys,
+        store_id,
+        TableId::LastUsed,
+        &key.to_be_bytes(),
+        &Bucket(rows),
+    )?;
+    table.insert(key, sealed.as_slice())?;
+    Ok(())
+}
+
+/// Builds the bucket maps from `(name hash, time)` pairs (the migration, rekey).
+pub(super) fn buckets_of(
+    times: impl IntoIterator<Item = ([u8; 32], i64)>,
+) -> Vec<HashMap<[u8; 8], i64>> {
+    let mut out = vec![HashMap::new(); BUCKETS];
+    for (h, t) in times {
+        let (b, k) = slot(&h);
+        let at = out[b].entry(k).or_insert(t);
+        *at = (*at).max(t);
+    }
+    out
+}
+
 impl Store {
     fn noted(&self) -> std::sync::MutexGuard<'_, Noted> {
         self.noted.lock().unwrap_or_else(PoisonError::into_inner)
@@ -111,22 +178,47 @@ impl Store {
         }
     }
 
-    /// The `last_used` a reader sees: the later of the stored one and a note.
+    /// The `last_used` a reader sees: the later of the folded one and a note, unless older
+    /// than the secret.
     pub(super) fn last_used_of(&self, hash: &[u8; 32], rec: &SecretRec) -> Option<i64> {
-        let noted = self
-            .noted()
-            .map
-            .get(hash)
-            .copied()
-            .filter(|t| *t >= rec.created_at);
-        rec.last_used.max(noted)
+        let n = self.noted();
+        let (b, k) = slot(hash);
+        let stored = n.stored[b].get(&k).copied();
+        let noted = n.map.get(hash).copied();
+        stored.max(noted).filter(|t| *t >= rec.created_at)
     }
 
-    /// A secret's metadata as readers see it (with noted reads in `last_used`).
+    /// A secret's metadata as readers see it (with its `last_used`).
     pub(super) fn meta_of(&self, hash: &[u8; 32], rec: &SecretRec) -> SecretMeta {
         let mut m = rec.to_meta();
         m.last_used = self.last_used_of(hash, rec).map(ts);
         m
+    }
+
+    /// Loads the `last_used` table into memory (at unlock, after a migration or a rekey).
+    ///
+    /// # Errors
+    /// `Integrity` when a bucket does not open; storage errors.
+    pub(super) fn load_last_used(&self) -> Result<()> {
+        let txn = self.db.begin_read()?;
+        let mut stored = vec![HashMap::new(); BUCKETS];
+        match txn.open_table(LAST_USED) {
+            Ok(table) => {
+                for row in table.iter()? {
+                    let (k, v) = row?;
+                    let b = k.value() as usize;
+                    let bucket: Bucket =
+                        self.open_row(TableId::LastUsed, &k.value().to_be_bytes(), v.value())?;
+                    if let Some(map) = stored.get_mut(b) {
+                        map.extend(bucket.0);
+                    }
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.noted().stored = stored;
+        Ok(())
     }
 
     /// Folds when enough has been noted (after a read's commit; a failure waits for the next).
@@ -140,8 +232,8 @@ impl Store {
         }
     }
 
-    /// Writes every noted `last_used` into its secret's metadata record, and the audit seq
-    /// they are folded up to, in one durable transaction.
+    /// Writes every noted `last_used` into its bucket, and the audit seq they are folded up
+    /// to, in one durable transaction.
     ///
     /// # Errors
     /// Storage errors (the notes stay, for the next fold).
@@ -149,37 +241,47 @@ impl Store {
         let txn = self.db.begin_write()?;
         // Taken inside the write transaction: every read whose record this transaction can
         // see has noted its secrets already (see the module docs).
-        let snapshot: Vec<([u8; 32], i64)> = {
+        let (snapshot, mut touched) = {
             let mut n = self.noted();
             n.folded_at = Instant::now();
-            n.map.iter().map(|(h, t)| (*h, *t)).collect()
+            let snapshot: Vec<([u8; 32], i64)> = n.map.iter().map(|(h, t)| (*h, *t)).collect();
+            let mut touched: HashMap<usize, HashMap<[u8; 8], i64>> = HashMap::new();
+            for (h, t) in &snapshot {
+                let (b, k) = slot(h);
+                let bucket = touched.entry(b).or_insert_with(|| n.stored[b].clone());
+                let at = bucket.entry(k).or_insert(*t);
+                *at = (*at).max(*t);
+            }
+            // Buckets whose times did not move are not rewritten.
+            touched.retain(|b, m| *m != n.stored[*b]);
+            (snapshot, touched)
         };
         let seq = audit::head_seq(self, &txn)?;
-        {
-            let mut secrets = txn.open_table(SECRETS)?;
-            for (h, t) in &snapshot {
-                let Some(raw) = secrets.get(h)?.map(|g| g.value().to_vec()) else {
-                    continue;
-                };
-                // A record that does not open is reported by the reads and `verify`; it must
-                // not stop the others from being folded.
-                let Ok(mut rec) = self.open_row::<SecretRec>(TableId::Secrets, h, &raw) else {
-                    continue;
-                };
-                if *t < rec.created_at || rec.last_used.is_some_and(|u| u >= *t) {
-                    continue;
-                }
-                rec.last_used = Some(*t);
-                secrets.insert(h, self.seal_row(TableId::Secrets, h, &rec)?.as_slice())?;
-            }
+        for (b, entries) in &touched {
+            write_bucket(&self.keys, &self.header.store_id, &txn, *b, entries)?;
         }
         write_folded(self, &txn, seq)?;
         self.db.commit(txn)?;
         let mut n = self.noted();
+        for (b, entries) in touched.drain() {
+            n.stored[b] = entries;
+        }
         for (h, t) in snapshot {
             if n.map.get(&h) == Some(&t) {
                 n.map.remove(&h);
             }
+        }
+        Ok(())
+    }
+
+    /// Drops a deleted secret's `last_used` from its bucket, inside the delete's `txn`. The
+    /// copy in memory keeps it until the next fold of that bucket: a secret made again under
+    /// that name is newer than it, so it is never shown.
+    pub(super) fn forget_last_used(&self, txn: &WriteTransaction, hash: &[u8; 32]) -> Result<()> {
+        let (b, k) = slot(hash);
+        let mut entries = self.noted().stored[b].clone();
+        if entries.remove(&k).is_some() {
+            write_bucket(&self.keys, &self.header.store_id, txn, b, &entries)?;
         }
         Ok(())
     }
@@ -243,6 +345,43 @@ impl Store {
         }
         Ok(replayed)
     }
+}
+
+/// Re-makes the `last_used` table under the new keys and name hashes, inside rekey's
+/// transaction (rekey folds first, so the table holds every read). `rehash` maps each
+/// secret's old name hash to its new one; entries of no secret are dropped.
+pub(super) fn rekey(
+    store: &Store,
+    new: &crate::crypto::SubKeys,
+    txn: &WriteTransaction,
+    rehash: &HashMap<[u8; 32], [u8; 32]>,
+) -> Result<()> {
+    let mut times = Vec::new();
+    {
+        let table = txn.open_table(LAST_USED)?;
+        let mut old: Vec<HashMap<[u8; 8], i64>> = vec![HashMap::new(); BUCKETS];
+        for row in table.iter()? {
+            let (k, v) = row?;
+            let bucket: Bucket =
+                store.open_row(TableId::LastUsed, &k.value().to_be_bytes(), v.value())?;
+            if let Some(map) = old.get_mut(k.value() as usize) {
+                map.extend(bucket.0);
+            }
+        }
+        for (oh, nh) in rehash {
+            let (b, k) = slot(oh);
+            if let Some(t) = old[b].get(&k) {
+                times.push((*nh, *t));
+            }
+        }
+    }
+    txn.open_table(LAST_USED)?.retain(|_, _| false)?;
+    for (b, entries) in buckets_of(times).iter().enumerate() {
+        if !entries.is_empty() {
+            write_bucket(new, &store.header.store_id, txn, b, entries)?;
+        }
+    }
+    Ok(())
 }
 
 impl EntryRec {

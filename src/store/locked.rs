@@ -17,6 +17,12 @@ use crate::format::{Header, KeyslotRecord, StagedAttempt};
 use crate::types::{Action, Actor, AuditEntry, Outcome};
 
 impl LockedStore {
+    /// The header as the file holds it now (a handle kept across a lock may have seen a
+    /// migration).
+    fn current_header(&self) -> Result<Header> {
+        super::read_header(&self.db)
+    }
+
     /// The header.
     pub fn header(&self) -> &Header {
         &self.header
@@ -60,7 +66,9 @@ impl LockedStore {
     /// # Errors
     /// `WrongPassphrase`; `Integrity` when a slot's parameters are out of range or malformed.
     pub fn unlock(&self, secret: &UnlockSecret, actor: &Actor) -> Result<Store> {
-        let header_bytes = self.header.encode();
+        // Read again: a store unlocked and locked by this handle may have been migrated.
+        let header = self.current_header()?;
+        let header_bytes = header.slot_binding();
         let slots = {
             let txn = self.db.begin_read()?;
             let table = txn.open_table(KEYSLOTS)?;
@@ -77,7 +85,7 @@ impl LockedStore {
         let mut out_of_range = None;
         for (id, slot) in slots.iter().filter(|(_, s)| s.kind == secret.kind()) {
             if let Some(p) = &slot.kdf
-                && p.check(self.header.insecure_kdf()).is_err()
+                && p.check(header.insecure_kdf()).is_err()
             {
                 out_of_range.get_or_insert(*id);
                 continue;
@@ -98,9 +106,9 @@ impl LockedStore {
             self.stage_attempt(actor, Outcome::Denied)?;
             return Err(Error::WrongPassphrase);
         };
-        let store = Store {
+        let mut store = Store {
             db: Arc::clone(&self.db),
-            header: self.header,
+            header,
             path: self.path.clone(),
             keys: SubKeys::derive(&dk),
             unlocked_slot: RwLock::new((id, crate::crypto::Locked::new(kek))),
@@ -116,6 +124,9 @@ impl LockedStore {
         // Records acknowledged by a daemon that did not stop cleanly (kill -9, power loss).
         store.replay_journal()?;
         store.reload_principals()?;
+        // A format 1 store becomes format 2 here, before anything else is written.
+        store.check_or_migrate(actor)?;
+        store.load_last_used()?;
         store.seal_staged(actor, id)?;
         store.replay_reads()?;
         // Submissions dropped while locked are applied now; a failure here (a full disk) leaves

@@ -54,7 +54,7 @@ impl Store {
         Ok(opened?)
     }
 
-    fn backup_into(&self, actor: &Actor, out: &Path, label: &str) -> Result<()> {
+    pub(super) fn backup_into(&self, actor: &Actor, out: &Path, label: &str) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         match std::fs::OpenOptions::new()
             .write(true)
@@ -89,6 +89,7 @@ impl Store {
             super::upstream::backup(&r, &w)?;
             super::refs::backup(&r, &w)?;
             super::airgap::backup(&r, &w)?;
+            copy_table_if_present(&r, &w, super::last_used::LAST_USED)?;
             w.commit()?;
             Ok(())
         })();
@@ -179,7 +180,7 @@ impl Store {
                 old.salt,
                 &kek,
                 &new_dk,
-                &self.header.encode(),
+                &self.header.slot_binding(),
                 slot_id,
             )?;
             slots.insert(slot_id, slot.encode().as_slice())?;
@@ -197,6 +198,8 @@ impl Store {
             return Err(e);
         }
         drop(old_keys);
+        // The buckets were re-made under the new name hashes.
+        self.load_last_used()?;
         // The journal's replay after a reopen checks MACs under the new audit key now.
         self.install_reopen_hook();
         self.reload_principals()?;
@@ -383,6 +386,7 @@ fn rekey_all(
     super::upstream::rekey(store, new, txn)?;
     super::exes::rekey(store, new, txn)?;
     super::airgap::rekey(store, new, txn)?;
+    super::last_used::rekey(store, new, txn, &rehash)?;
     progress(total, total);
     Ok(())
 }

@@ -4,7 +4,7 @@
 //!
 //! | table        | key                         | value                                  |
 //! |--------------|-----------------------------|----------------------------------------|
-//! | `meta`       | `"header"`, `"audit_head"`  | header (plain); audit head (sealed)    |
+//! | `meta`       | `"header"`, `"audit_head"`, `"format"`, … | header (plain); audit head, format version (sealed) |
 //! | `keyslots`   | slot id (u32)               | keyslot layout (plain, authenticated)  |
 //! | `secrets`    | name hash (32)              | sealed metadata of one secret          |
 //! | `values`     | name hash (32) ‖ version (8)| sealed value and fields of one version |
@@ -14,6 +14,7 @@
 //! | `upstream`   | provider / binding hash (32)| sealed provider or remote binding (SPEC §11) |
 //! | `refs`       | name hash (32)              | sealed recorded references (`refs.rs`) |
 //! | `fingerprints` | name hash (32)            | sealed keyed fingerprint of the current value |
+//! | `last_used`  | bucket (u32, 1,024 of them) | sealed folded `last_used` times (`last_used.rs`) |
 //!
 //! A name hash is BLAKE3-keyed(name key, "secret" ‖ scope ‖ name): names are never stored
 //! in the clear, and a lookup is one point get.
@@ -34,6 +35,7 @@ mod last_used;
 mod listing;
 mod locked;
 mod maintenance;
+mod migrate;
 mod peers;
 mod principals;
 mod read;
@@ -88,6 +90,18 @@ const STAGED_REFUSED: u8 = 2;
 /// 24 MiB keeps the daemon under its 64 MiB after a load at 100k (`benches/scale.sh`); the
 /// leaves it does not hold come from the OS page cache.
 pub const DEFAULT_CACHE_BYTES: usize = 24 * 1024 * 1024;
+
+/// The header as the meta table holds it now.
+fn read_header(db: &Db) -> Result<Header> {
+    let txn = db.begin_read()?;
+    let meta = txn
+        .open_table(META)
+        .map_err(|_| Error::integrity("meta", "missing table"))?;
+    let h = meta
+        .get("header")?
+        .ok_or_else(|| Error::integrity("meta", "header"))?;
+    Header::decode(h.value())
+}
 
 /// Options for creating a store.
 #[derive(Clone, Debug)]
@@ -314,7 +328,7 @@ impl Store {
             salt,
             &kek,
             &dk,
-            &header.encode(),
+            &header.slot_binding(),
             0,
         )?;
         let store = Self {
@@ -345,6 +359,7 @@ impl Store {
             drop(meta);
             store.put_first_owner(&txn, actor)?;
             store.mark_folded_if_absent(&txn)?;
+            store.write_format(&txn, FORMAT_VERSION)?;
             audit::append(
                 &store,
                 &txn,
@@ -386,16 +401,7 @@ impl Store {
     }
 
     fn open_db(db: Db, path: &Path) -> Result<LockedStore> {
-        let header = {
-            let txn = db.begin_read()?;
-            let meta = txn
-                .open_table(META)
-                .map_err(|_| Error::integrity("meta", "missing table"))?;
-            let h = meta
-                .get("header")?
-                .ok_or_else(|| Error::integrity("meta", "header"))?;
-            Header::decode(h.value())?
-        };
+        let header = read_header(&db)?;
         Ok(LockedStore {
             db: Arc::new(db),
             header,

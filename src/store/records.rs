@@ -11,9 +11,30 @@ use crate::error::Result;
 use crate::format::{Envelope, TableId, decode_payload, encode_payload};
 use crate::types::{Scope, SecretBytes, SecretMeta, SecretType, VersionInfo};
 
-/// Metadata of one secret (table `secrets`).
+/// Metadata of one secret (table `secrets`, format 2). `last_used` is not here: it is kept
+/// in the `last_used` table (`last_used.rs`), so that a fold does not re-seal this record.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct SecretRec {
+    pub name: String,
+    pub scope: Scope,
+    pub stype: SecretType,
+    pub description: Option<String>,
+    pub integration: Option<String>,
+    pub meta: BTreeMap<String, String>,
+    pub created_at: i64,
+    pub created_by: String,
+    pub updated_at: i64,
+    pub updated_by: String,
+    pub version: u64,
+    pub max_versions: u32,
+    pub max_age_days: Option<u32>,
+    pub versions: Vec<VersionRec>,
+}
+
+/// Metadata of one secret as format 1 laid it out: [`SecretRec`] with `last_used` between
+/// `updated_by` and `version` (postcard is positional). Read only by the migration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct SecretRecV1 {
     pub name: String,
     pub scope: Scope,
     pub stype: SecretType,
@@ -29,6 +50,29 @@ pub(crate) struct SecretRec {
     pub max_versions: u32,
     pub max_age_days: Option<u32>,
     pub versions: Vec<VersionRec>,
+}
+
+impl SecretRecV1 {
+    /// The format 2 record and the folded `last_used` it carried.
+    pub fn upgrade(self) -> (SecretRec, Option<i64>) {
+        let rec = SecretRec {
+            name: self.name,
+            scope: self.scope,
+            stype: self.stype,
+            description: self.description,
+            integration: self.integration,
+            meta: self.meta,
+            created_at: self.created_at,
+            created_by: self.created_by,
+            updated_at: self.updated_at,
+            updated_by: self.updated_by,
+            version: self.version,
+            max_versions: self.max_versions,
+            max_age_days: self.max_age_days,
+            versions: self.versions,
+        };
+        (rec, self.last_used)
+    }
 }
 
 /// One kept version's metadata.
@@ -58,6 +102,7 @@ pub(crate) fn now_us() -> i64 {
 }
 
 impl SecretRec {
+    /// The metadata readers see, without `last_used` (which [`Store::meta_of`] adds).
     pub fn to_meta(&self) -> SecretMeta {
         let current_fields = self
             .versions
@@ -76,7 +121,7 @@ impl SecretRec {
             created_by: self.created_by.clone(),
             updated_at: ts(self.updated_at),
             updated_by: self.updated_by.clone(),
-            last_used: self.last_used.map(ts),
+            last_used: None,
             version: self.version,
             max_versions: self.max_versions,
             max_age_days: self.max_age_days,

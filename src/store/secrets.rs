@@ -313,6 +313,7 @@ impl Store {
             }
         }
         Self::forget_secret(&txn, &h)?;
+        self.forget_last_used(&txn, &h)?;
         self.put_tombstone(&txn, &rec.scope, name, now_us())?;
         audit::append(
             self,
@@ -457,7 +458,6 @@ fn apply_set(
             created_by: by.to_owned(),
             updated_at: now,
             updated_by: by.to_owned(),
-            last_used: None,
             version: 0,
             max_versions: DEFAULT_MAX_VERSIONS,
             max_age_days: None,

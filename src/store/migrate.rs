@@ -1,0 +1,157 @@
+//! Format migration: a format 1 store becomes format 2 at its first unlock (issue 8).
+//!
+//! Format 2 moves `last_used` out of each secret's metadata record into the bucketed
+//! `last_used` table (`last_used.rs`). A build that writes format 2 opens a format 1 file
+//! (its header, keyslots and records are read as they are), and at the first unlock — when it
+//! has the keys, and before anything else is written — it:
+//!
+//! 1. writes a backup of the file as it is, `<store>.v1.bak` (0600, never overwriting: an
+//!    existing one gets a numbered sibling), through the same consistent copy as `tresor
+//!    backup`, audited as an `export`;
+//! 2. in one durable transaction, re-seals every metadata record in the format 2 layout,
+//!    writes the `last_used` buckets from the times those records carried, writes the sealed
+//!    `format` row and the header with version 2, and appends a `rekey` record naming the
+//!    migration and the backup.
+//!
+//! A crash before the commit leaves the format 1 file as it was (and a backup beside it); the
+//! next unlock migrates again. After it, a format 1 build refuses the file with
+//! `unsupported_version` (it names the version), which is what the backup is for.
+//!
+//! **What binds the version.** Keyslot wraps and record envelopes bind
+//! [`BINDING_VERSION`](crate::format::BINDING_VERSION) (always 1), so the migration does not
+//! need every keyslot's secret nor break the audit chain. The header's version is bound by
+//! the sealed `format` row instead: a format 2 header needs the row to say 2, and a format 1
+//! header must have no row. Editing the header's version in either direction is an
+//! `integrity` error at unlock.
+
+use std::path::{Path, PathBuf};
+
+use redb::ReadableTable;
+
+use super::audit;
+use super::last_used::{BUCKETS, buckets_of, write_bucket};
+use super::records::{SecretRec, SecretRecV1};
+use super::{META, SECRETS, Store};
+use crate::error::{Error, Result};
+use crate::format::{FORMAT_VERSION, TableId};
+use crate::types::{Action, Actor, AuditEntry, Outcome};
+
+/// The meta row that binds the header's format version (sealed).
+const FORMAT: &str = "format";
+
+/// Where the backup of a format 1 store goes: `<store>.v1.bak`, or the first free
+/// `<store>.v1.bak.N`.
+fn backup_path(store: &Path) -> PathBuf {
+    let base = {
+        let mut s = store.as_os_str().to_owned();
+        s.push(".v1.bak");
+        PathBuf::from(s)
+    };
+    if !base.exists() {
+        return base;
+    }
+    (1u32..)
+        .map(|n| {
+            let mut s = base.as_os_str().to_owned();
+            s.push(format!(".{n}"));
+            PathBuf::from(s)
+        })
+        .find(|p| !p.exists())
+        .unwrap_or(base)
+}
+
+impl Store {
+    /// Writes the sealed `format` row (a new store, and the migration), inside `txn`.
+    pub(super) fn write_format(&self, txn: &redb::WriteTransaction, version: u16) -> Result<()> {
+        let sealed = self.seal_row(TableId::Meta, FORMAT.as_bytes(), &version)?;
+        txn.open_table(META)?.insert(FORMAT, sealed.as_slice())?;
+        Ok(())
+    }
+
+    /// The sealed format version, if the store has the row.
+    fn sealed_format(&self) -> Result<Option<u16>> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let raw = meta.get(FORMAT)?;
+        raw.map(|g| self.open_row::<u16>(TableId::Meta, FORMAT.as_bytes(), g.value()))
+            .transpose()
+    }
+
+    /// Checks the header's version against the sealed one, and migrates a format 1 store
+    /// (see the module docs). Returns where the backup went, when it migrated.
+    ///
+    /// # Errors
+    /// `Integrity` when the header's version and the sealed row disagree; I/O and storage
+    /// errors (the store is then left in format 1).
+    pub(super) fn check_or_migrate(&mut self, actor: &Actor) -> Result<Option<PathBuf>> {
+        let sealed = self.sealed_format()?;
+        match (self.header.version, sealed) {
+            (v, Some(s)) if v == FORMAT_VERSION && s == v => Ok(None),
+            (1, None) => self.migrate_v1(actor).map(Some),
+            (v, s) => Err(Error::integrity(
+                "meta",
+                format!(
+                    "format (the header says version {v}, the sealed row says {})",
+                    s.map_or_else(|| "nothing".to_owned(), |s| s.to_string())
+                ),
+            )),
+        }
+    }
+
+    fn migrate_v1(&mut self, actor: &Actor) -> Result<PathBuf> {
+        let backup = if self.db.is_file() {
+            let out = backup_path(&self.path);
+            self.backup_into(
+                actor,
+                &out,
+                &format!("backup before the format 2 migration: {}", out.display()),
+            )?;
+            out
+        } else {
+            PathBuf::new()
+        };
+        let txn = self.db.begin_write()?;
+        let mut times = Vec::new();
+        {
+            let mut secrets = txn.open_table(SECRETS)?;
+            let mut rows = Vec::new();
+            for row in secrets.iter()? {
+                let (k, v) = row?;
+                let old: SecretRecV1 = self.open_row(TableId::Secrets, k.value(), v.value())?;
+                let (rec, last_used) = old.upgrade();
+                if let Some(t) = last_used {
+                    times.push((*k.value(), t));
+                }
+                rows.push((*k.value(), self.seal_row::<SecretRec>(TableId::Secrets, k.value(), &rec)?));
+            }
+            for (k, v) in &rows {
+                secrets.insert(k, v.as_slice())?;
+            }
+        }
+        let buckets = buckets_of(times);
+        for (b, entries) in buckets.iter().enumerate().take(BUCKETS) {
+            if !entries.is_empty() {
+                write_bucket(&self.keys, &self.header.store_id, &txn, b, entries)?;
+            }
+        }
+        self.write_format(&txn, FORMAT_VERSION)?;
+        let mut header = self.header;
+        header.version = FORMAT_VERSION;
+        txn.open_table(META)?
+            .insert("header", header.encode().as_slice())?;
+        let what = if backup.as_os_str().is_empty() {
+            "format 1 → 2".to_owned()
+        } else {
+            format!("format 1 → 2 (backup {})", backup.display())
+        };
+        audit::append(
+            self,
+            &txn,
+            &[AuditEntry::new(actor, Action::Rekey, Outcome::Ok).named(what)],
+        )?;
+        self.db.commit(txn)?;
+        self.header = header;
+        tracing::info!(backup = %backup.display(), "migrated the store from format 1 to format 2");
+        Ok(backup)
+    }
+}
