@@ -53,22 +53,22 @@ fn a_newer_format_version_is_named_with_the_supported_one() {
     let (t, store) = TestStore::create();
     drop(store);
     let mut header = get(&t.path, Table::Meta, b"header").unwrap();
-    header[8..10].copy_from_slice(&2u16.to_be_bytes());
+    header[8..10].copy_from_slice(&3u16.to_be_bytes());
     put(&t.path, Table::Meta, b"header", &header);
     let err = Store::open(&t.path).map(|_| ()).unwrap_err();
     assert!(
         matches!(
             err,
             Error::UnsupportedVersion {
-                found: 2,
-                supported: 1
+                found: 3,
+                supported: 2
             }
         ),
         "{err}"
     );
     assert_eq!(
         err.to_string(),
-        "unsupported store format version 2; this build reads version 1"
+        "unsupported store format version 3; this build reads versions 1 to 2 (a newer tresor wrote this file)"
     );
     assert_eq!(err.hint(), Some("upgrade tresor to open this store"));
 }

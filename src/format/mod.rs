@@ -437,7 +437,7 @@ mod tests {
         let e = Header::decode(&b).expect_err("newer");
         assert_eq!(
             e.to_string(),
-            "unsupported store format version 9; this build reads version 1"
+            "unsupported store format version 9; this build reads versions 1 to 2 (a newer tresor wrote this file)"
         );
     }
 }
