@@ -103,7 +103,8 @@ pub mod testing {
     pub use crate::crypto::Key;
     pub use crate::crypto::kdf::{INSECURE, derive};
     pub use crate::format::{
-        Envelope, HEADER_LEN, Header, KeyslotRecord, SLOT_LEN, TableId, decode_payload,
+        Envelope, FORMAT_VERSION, HEADER_LEN, Header, KeyslotRecord, SLOT_LEN, TableId,
+        decode_payload,
     };
     pub use crate::store::{BackendFactory, DEFAULT_CACHE_BYTES};
     pub use crate::sys::{group_id, user_id};

@@ -1,6 +1,7 @@
-//! A store written by format version 1, committed under `tests/data/`, must open and read the
-//! same forever (SPEC §4.7). `tests/data/README.md` says how it was made; the generator is the
-//! ignored test at the bottom.
+//! A store written by each format version, committed under `tests/data/`, must open and read
+//! the same forever (SPEC §4.7): `golden-v1.tresor` (migrated to format 2 at its first unlock,
+//! `migrate.rs`) and `golden-v2.tresor`. `tests/data/README.md` says how they were made; the
+//! generator is the ignored test at the bottom.
 #![allow(clippy::unwrap_used, clippy::too_many_lines)] // one fixture, checked end to end
 
 use std::os::unix::fs::PermissionsExt;
@@ -12,13 +13,15 @@ use tresor::{
     Store, UnlockSecret,
 };
 
-/// The golden file's passphrase (documented in tests/data/README.md).
+/// The golden files' passphrase (documented in tests/data/README.md; the same for both).
 const PASSPHRASE: &str = "tresor golden v1 passphrase";
-/// Its store id, as `Store::store_id` prints it.
+/// The format 1 file's store id, as `Store::store_id` prints it.
 const STORE_ID: &str = "5a232b7a60136e49eb4f1db8c333dcbe";
+/// The format 2 file's.
+const STORE_ID_V2: &str = "STORE_ID_V2_PLACEHOLDER";
 
-fn golden_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden-v1.tresor")
+fn golden_file(version: u16) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/golden-v{version}.tresor"))
 }
 
 /// The key file of the golden store's second slot: bytes 0x00..=0x2f.
@@ -39,12 +42,17 @@ fn golden_owner() -> Actor {
     }
 }
 
+/// A private copy of the format 1 file.
+fn copy() -> (tempfile::TempDir, PathBuf) {
+    copy_of(1)
+}
+
 /// A private copy: opening runs redb's integrity check, which writes, and the committed file
 /// must stay as it is.
-fn copy() -> (tempfile::TempDir, PathBuf) {
+fn copy_of(version: u16) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("golden.tresor");
-    std::fs::copy(golden_path(), &path).unwrap();
+    std::fs::copy(golden_file(version), &path).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     (dir, path)
 }
@@ -79,7 +87,42 @@ fn golden_v1_header_and_keyslots() {
 #[test]
 fn golden_v1_contents() {
     let (_d, path) = copy();
+    check_contents(&path);
+}
+
+#[test]
+fn golden_v2_header_and_contents() {
+    let (_d, path) = copy_of(2);
+    let locked = Store::open(&path).unwrap();
+    assert_eq!(locked.header().version, 2);
+    assert_eq!(locked.store_id(), STORE_ID_V2);
+    assert_eq!(&locked.header().encode()[8..12], &[0, 2, 0, 1]);
+    let kinds: Vec<_> = locked
+        .keyslots()
+        .unwrap()
+        .iter()
+        .map(|s| (s.id, s.kind))
+        .collect();
+    assert_eq!(kinds, vec![(0, "passphrase"), (1, "keyfile")]);
+    drop(locked);
+    check_contents(&path);
+    // Format 2 already: nothing was migrated, so no backup was made.
+    let mut bak = path.as_os_str().to_owned();
+    bak.push(".v1.bak");
+    assert!(!Path::new(&bak).exists());
+    // Written with fingerprints: `show` has one for every value.
     let store = Store::open(&path)
+        .unwrap()
+        .unlock(&UnlockSecret::Keyfile(keyfile()), &golden_owner())
+        .unwrap();
+    let fp = store.show(&golden_owner(), "github-pat", None).unwrap();
+    assert_eq!(fp.fingerprint.map(|f| f.len()), Some(32));
+    assert_eq!(get(&store, "github-pat", None, None), b"ghp_golden_v1");
+}
+
+/// What the generator wrote, as a reader sees it (either format).
+fn check_contents(path: &Path) {
+    let store = Store::open(path)
         .unwrap()
         .unlock(
             &UnlockSecret::Passphrase(Passphrase::from(PASSPHRASE)),
@@ -241,13 +284,14 @@ fn val(v: &[u8]) -> SetRequest {
     }
 }
 
-/// Writes `tests/data/golden-v1.tresor`. Run once per format version:
-/// `cargo test --test golden -- --ignored generate_golden_v1`, then put the printed store id
-/// into `STORE_ID` and `tests/data/README.md`. Refuses to overwrite the committed file.
+/// Writes `tests/data/golden-v{FORMAT_VERSION}.tresor`, the format this build writes. Run once
+/// per format version: `cargo test --no-default-features --features test-util --test golden
+/// -- --ignored generate_golden`, then put the printed store id into `STORE_ID_V2` (or the
+/// next version's constant) and `tests/data/README.md`. Refuses to overwrite a committed file.
 #[test]
 #[ignore = "generates the committed golden file"]
-fn generate_golden_v1() {
-    let out = golden_path();
+fn generate_golden() {
+    let out = golden_file(tresor::testing::FORMAT_VERSION);
     assert!(
         !out.exists(),
         "{} exists; golden files are never regenerated",

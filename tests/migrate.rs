@@ -188,9 +188,9 @@ fn last_used_survives_a_fold_a_reopen_a_delete_and_a_rekey() {
     drop(store);
     let store = t.unlock();
     assert!(store.show(&me, "a", None).unwrap().last_used.is_none());
+    drop(store);
     assert!(
         common::rows(&t.path, Table::LastUsed).is_empty(),
         "the delete dropped its entry"
     );
-    drop(store);
 }

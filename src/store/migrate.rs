@@ -121,7 +121,12 @@ impl Store {
             let mut rows = Vec::new();
             for row in secrets.iter()? {
                 let (k, v) = row?;
-                let old: SecretRecV1 = self.open_row(TableId::Secrets, k.value(), v.value())?;
+                // A record that does not open stays as it is: reading it is an `integrity`
+                // error naming it, as in format 1, and the rest of the store migrates.
+                let Ok(old) = self.open_row::<SecretRecV1>(TableId::Secrets, k.value(), v.value())
+                else {
+                    continue;
+                };
                 let (rec, last_used) = old.upgrade();
                 if let Some(t) = last_used {
                     times.push((*k.value(), t));

@@ -127,8 +127,13 @@ pub fn build() -> Catalog {
         ),
         (
             "header-03-version-2",
-            "the format version raised to 2",
+            "the format version raised to 2 (no sealed format row)",
             vec![Set(Meta, h(), 8, vec![0, 2])],
+        ),
+        (
+            "header-13-version-3",
+            "the format version raised to 3",
+            vec![Set(Meta, h(), 8, vec![0, 3])],
         ),
         (
             "header-04-version-0",
