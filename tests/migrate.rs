@@ -194,3 +194,26 @@ fn last_used_survives_a_fold_a_reopen_a_delete_and_a_rekey() {
         "the delete dropped its entry"
     );
 }
+
+/// A close with no read to fold writes nothing: a compacted file stays compacted (format 1's
+/// fold wrote its mark on every close, and the first write after a compaction grew the file).
+#[test]
+fn closing_after_a_compaction_with_nothing_to_fold_leaves_the_file_alone() {
+    let (t, store) = TestStore::create();
+    let me = owner();
+    for i in 0..200 {
+        store.set(&me, &format!("s{i}"), value("some value")).unwrap();
+    }
+    read(&store, "s1").unwrap();
+    drop(store);
+    let mut store = t.unlock();
+    assert!(store.show(&me, "s1", None).unwrap().last_used.is_some());
+    store.compact().unwrap();
+    let compacted = std::fs::metadata(&t.path).unwrap().len();
+    drop(store);
+    assert_eq!(
+        std::fs::metadata(&t.path).unwrap().len(),
+        compacted,
+        "the close grew the compacted file"
+    );
+}

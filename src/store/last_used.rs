@@ -56,6 +56,9 @@ const FOLD_EVERY: Duration = Duration::from_secs(5);
 /// ...or once this many secrets are noted (about 3 MB of notes).
 const FOLD_AT: usize = 65_536;
 
+/// With nothing to fold, the mark is moved only once it lags the head by this many records.
+const MARK_LAG: u64 = 4096;
+
 /// One bucket's payload: `(hash[2..10], last_used)`, sorted by the hash bytes.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Bucket(Vec<([u8; 8], i64)>);
@@ -257,6 +260,19 @@ impl Store {
             (snapshot, touched)
         };
         let seq = audit::head_seq(self, &txn)?;
+        if snapshot.is_empty() {
+            // Nothing to fold: the mark only moves when the records after it (which unlock
+            // would scan) grow many, so that a close right after a compaction does not write.
+            let mark = {
+                let meta = txn.open_table(META)?;
+                let raw = meta.get(FOLDED)?;
+                read_folded(self, raw.as_ref().map(redb::AccessGuard::value))?
+            };
+            if mark.is_some_and(|m| seq.saturating_sub(m) < MARK_LAG) {
+                txn.abort()?;
+                return Ok(());
+            }
+        }
         for (b, entries) in &touched {
             write_bucket(&self.keys, &self.header.store_id, &txn, *b, entries)?;
         }
