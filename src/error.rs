@@ -89,7 +89,9 @@ pub enum Error {
         record: String,
     },
     /// The file was written by a newer (or unknown) format version (`internal`, 500).
-    #[error("unsupported store format version {found}; this build reads versions 1 to {supported} (a newer tresor wrote this file)")]
+    #[error(
+        "unsupported store format version {found}; this build reads versions 1 to {supported} (a newer tresor wrote this file)"
+    )]
     UnsupportedVersion {
         /// The version in the file.
         found: u16,

@@ -73,8 +73,15 @@ impl Store {
         let id = {
             let mut slots = txn.open_table(KEYSLOTS)?;
             let id = slots.last()?.map_or(0, |(k, _)| k.value() + 1);
-            let slot =
-                KeyslotRecord::wrap(kind, params, salt, &kek, &dk, &self.header.slot_binding(), id)?;
+            let slot = KeyslotRecord::wrap(
+                kind,
+                params,
+                salt,
+                &kek,
+                &dk,
+                &self.header.slot_binding(),
+                id,
+            )?;
             slots.insert(id, slot.encode().as_slice())?;
             id
         };

@@ -29,9 +29,11 @@ use std::path::{Path, PathBuf};
 use redb::ReadableTable;
 
 use super::audit;
+use super::history::ValuesMut;
 use super::last_used::{BUCKETS, buckets_of, write_bucket};
-use super::records::{SecretRec, SecretRecV1};
-use super::{META, SECRETS, Store};
+use super::records::{SecretRec, SecretRecV1, value_key};
+use super::refs::FINGERPRINTS_V1;
+use super::{META, SECRETS, Store, VALUES};
 use crate::error::{Error, Result};
 use crate::format::{FORMAT_VERSION, TableId};
 use crate::types::{Action, Actor, AuditEntry, Outcome};
@@ -114,20 +116,26 @@ impl Store {
         let mut times = Vec::new();
         {
             let mut secrets = txn.open_table(SECRETS)?;
+            let mut values = txn.open_table(VALUES)?;
             let mut rows = Vec::new();
             for row in secrets.iter()? {
                 let (k, v) = row?;
                 let old: SecretRecV1 = self.open_row(TableId::Secrets, k.value(), v.value())?;
-                let (rec, last_used) = old.upgrade();
+                let (mut rec, last_used) = old.upgrade();
+                self.inline_v1_current(&mut values, k.value(), &mut rec)?;
                 if let Some(t) = last_used {
                     times.push((*k.value(), t));
                 }
-                rows.push((*k.value(), self.seal_row::<SecretRec>(TableId::Secrets, k.value(), &rec)?));
+                rows.push((
+                    *k.value(),
+                    self.seal_row::<SecretRec>(TableId::Secrets, k.value(), &rec)?,
+                ));
             }
             for (k, v) in &rows {
                 secrets.insert(k, v.as_slice())?;
             }
         }
+        txn.delete_table(FINGERPRINTS_V1)?;
         let buckets = buckets_of(times);
         for (b, entries) in buckets.iter().enumerate().take(BUCKETS) {
             if !entries.is_empty() {
@@ -153,5 +161,27 @@ impl Store {
         self.header = header;
         tracing::info!(backup = %backup.display(), "migrated the store from format 1 to format 2");
         Ok(backup)
+    }
+
+    /// The migration's step for the inline current value (`history.rs`): moves the current
+    /// version's row out of `values` into the record (format 1 kept every version there).
+    /// The `fingerprints` table goes too (format 2 derives fingerprints from the value).
+    ///
+    /// # Errors
+    /// `Integrity` when the current version's row is missing or does not open: the store
+    /// then stays in format 1 rather than lose a value.
+    fn inline_v1_current(
+        &self,
+        values: &mut ValuesMut<'_>,
+        h: &[u8; 32],
+        rec: &mut SecretRec,
+    ) -> Result<()> {
+        let vk = value_key(h, rec.version);
+        let raw = values
+            .remove(&vk)?
+            .map(|g| g.value().to_vec())
+            .ok_or_else(|| Error::integrity("values", crate::format::record_label(&vk)))?;
+        rec.current = self.open_row(TableId::Values, &vk, &raw)?;
+        Ok(())
     }
 }
