@@ -131,6 +131,16 @@ impl Db {
         }
     }
 
+    /// Notes an error seen inside a write transaction before its commit (redb writes pages
+    /// out of a large transaction as it goes): like a failed commit, a disk failure marks the
+    /// store degraded and has the database reopened before the next transaction.
+    pub(crate) fn observe_write(&self, e: &Error) {
+        if matches!(e, Error::Unavailable { .. }) {
+            self.latched.store(true, Ordering::Release);
+        }
+        self.observe(e);
+    }
+
     /// Begins a write transaction, reopening the database first when an earlier I/O error
     /// closed it.
     pub(crate) fn begin_write(&self) -> Result<WriteTransaction> {

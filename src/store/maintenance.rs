@@ -155,7 +155,8 @@ impl Store {
             (g.0, g.1.clone())
         };
         let txn = self.db.begin_write()?;
-        rekey_all(self, &new_keys, &txn, progress)?;
+        // A large transaction writes pages before its commit: a disk failure shows there.
+        rekey_all(self, &new_keys, &txn, progress).inspect_err(|e| self.db.observe_write(e))?;
         let removed_slots = {
             let mut slots = txn.open_table(KEYSLOTS)?;
             let mut ids = Vec::new();
@@ -187,7 +188,11 @@ impl Store {
             ids
         };
         let old_keys = std::mem::replace(&mut self.keys, new_keys);
-        if let Err(e) = self.mark_folded(&txn) {
+        // The fold mark and the format row are re-sealed under the new key.
+        if let Err(e) = self
+            .mark_folded(&txn)
+            .and_then(|()| self.write_format(&txn, self.header.version))
+        {
             self.keys = old_keys;
             return Err(e);
         }

@@ -89,7 +89,11 @@ impl Store {
         let sealed = self.sealed_format()?;
         match (self.header.version, sealed) {
             (v, Some(s)) if v == FORMAT_VERSION && s == v => Ok(None),
-            (1, None) => self.migrate_v1(actor).map(Some),
+            // A large transaction writes pages before its commit: a disk failure shows there.
+            (1, None) => {
+                let migrated = self.migrate_v1(actor);
+                migrated.inspect_err(|e| self.db.observe_write(e)).map(Some)
+            }
             (v, s) => Err(Error::integrity(
                 "meta",
                 format!(
