@@ -357,6 +357,7 @@ impl Store {
             txn.open_table(VALUES)?;
             txn.open_table(AUDIT)?;
             txn.open_table(STAGING)?;
+            txn.open_table(last_used::LAST_USED)?;
             drop(meta);
             store.put_first_owner(&txn, actor)?;
             store.mark_folded_if_absent(&txn)?;

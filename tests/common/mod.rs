@@ -11,7 +11,7 @@ use tresor::{Actor, Error, KdfChoice, Passphrase, SecretBytes, SetRequest, Store
 /// The passphrase of every test store.
 pub const PASS: &str = "test passphrase, insecure kdf";
 
-/// The tables as `src/store/mod.rs` defines them (the schema is part of format 1).
+/// The tables as `src/store/mod.rs` defines them (the schema is part of the format).
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub const KEYSLOTS: TableDefinition<u32, &[u8]> = TableDefinition::new("keyslots");
 pub const SECRETS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("secrets");
@@ -19,6 +19,8 @@ pub const VALUES: TableDefinition<&[u8; 40], &[u8]> = TableDefinition::new("valu
 pub const PRINCIPALS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("principals");
 pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 pub const STAGING: TableDefinition<u64, &[u8]> = TableDefinition::new("staging");
+/// Format 2: folded `last_used` times, by bucket.
+pub const LAST_USED: TableDefinition<u32, &[u8]> = TableDefinition::new("last_used");
 
 /// A store created in a fresh temp dir (kept alive by the returned `TempDir`).
 pub struct TestStore {
@@ -79,6 +81,7 @@ pub enum Table {
     Principals,
     Audit,
     Staging,
+    LastUsed,
 }
 
 impl Table {
@@ -114,6 +117,7 @@ pub fn rows(path: &Path, t: Table) -> Vec<Row> {
         Table::Principals => dump!(PRINCIPALS, |k: &[u8; 32]| k.to_vec()),
         Table::Audit => dump!(AUDIT, |k: u64| k.to_be_bytes().to_vec()),
         Table::Staging => dump!(STAGING, |k: u64| k.to_be_bytes().to_vec()),
+        Table::LastUsed => dump!(LAST_USED, |k: u32| k.to_be_bytes().to_vec()),
     }
     out
 }
@@ -141,6 +145,7 @@ pub fn edit(path: &Path, t: Table, put: &[Row], remove: &[Vec<u8>]) {
         Table::Principals => apply!(PRINCIPALS, as_32),
         Table::Audit => apply!(AUDIT, as_u64),
         Table::Staging => apply!(STAGING, as_u64),
+        Table::LastUsed => apply!(LAST_USED, as_u32),
     }
     txn.commit().unwrap();
 }

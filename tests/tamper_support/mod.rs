@@ -82,6 +82,7 @@ pub fn table_name(t: Table) -> &'static str {
         Table::Principals => "principals",
         Table::Audit => "audit",
         Table::Staging => "staging",
+        Table::LastUsed => "last_used",
     }
 }
 
@@ -94,6 +95,7 @@ fn parse_table(s: &str) -> Table {
         Table::Principals,
         Table::Audit,
         Table::Staging,
+        Table::LastUsed,
     ]
     .into_iter()
     .find(|&t| table_name(t) == s)
@@ -119,7 +121,7 @@ pub fn unhex(s: &str) -> Vec<u8> {
 pub fn key_text(t: Table, k: &[u8]) -> String {
     match t {
         Table::Meta => std::str::from_utf8(k).unwrap().to_owned(),
-        Table::Keyslots => u32::from_be_bytes(k.try_into().unwrap()).to_string(),
+        Table::Keyslots | Table::LastUsed => u32::from_be_bytes(k.try_into().unwrap()).to_string(),
         Table::Audit | Table::Staging => u64::from_be_bytes(k.try_into().unwrap()).to_string(),
         Table::Secrets | Table::Values | Table::Principals => hex(k),
     }
@@ -128,7 +130,7 @@ pub fn key_text(t: Table, k: &[u8]) -> String {
 fn parse_key(t: Table, s: &str) -> Vec<u8> {
     match t {
         Table::Meta => s.as_bytes().to_vec(),
-        Table::Keyslots => s.parse::<u32>().unwrap().to_be_bytes().to_vec(),
+        Table::Keyslots | Table::LastUsed => s.parse::<u32>().unwrap().to_be_bytes().to_vec(),
         Table::Audit | Table::Staging => s.parse::<u64>().unwrap().to_be_bytes().to_vec(),
         Table::Secrets | Table::Values | Table::Principals => unhex(s),
     }
