@@ -52,7 +52,7 @@ fn backup_path(store: &Path) -> PathBuf {
     if !base.exists() {
         return base;
     }
-    (1u32..)
+    (1u32..=u32::MAX)
         .map(|n| {
             let mut s = base.as_os_str().to_owned();
             s.push(format!(".{n}"));
