@@ -4,6 +4,8 @@
 //! cargo bench --no-default-features --features test-util --bench store
 //! TRESOR_BENCH_SIZES=1000 cargo bench ... --bench store -- read_decrypt   # one group, 1k only
 //! TRESOR_BENCH_1M=1 cargo bench ... --bench store -- open_unlock         # adds 1M secrets
+//! TRESOR_BENCH_SIZES=100000 TRESOR_BENCH_SPIN=20 cargo bench ... --bench store -- none
+//!     # then `perf record -g -p PID` (the pid is printed) on 20 s of decrypt-path reads
 //! ```
 //!
 //! Stores are built with `set_many` and the insecure KDF, so `open_unlock` measures everything
@@ -199,9 +201,14 @@ fn report(dir: &Path) {
         );
 
         // Decrypt-path percentiles over random names, resolving the scope (user, then org)
-        // and with the scope given.
+        // and with the scope given. Each pass reads the same 20k names: the first right after
+        // unlock (most leaves not yet in redb's cache), the later ones over leaves the first
+        // pass loaded; the third resolves again, to tell the cache apart from the scope.
         let store = unlock(&path);
-        for scope in [None, Some(tresor::Scope::Org)] {
+        for (pass, scope) in [None, Some(tresor::Scope::Org), None]
+            .into_iter()
+            .enumerate()
+        {
             let mut lat = Vec::with_capacity(20_000);
             let mut x = 0x9e37_79b9_u64;
             for _ in 0..20_000 {
@@ -219,13 +226,35 @@ fn report(dir: &Path) {
             }
             lat.sort();
             println!(
-                "report n={n}: decrypt-path read (scope {}) p50 {:?} p99 {:?}",
+                "report n={n}: decrypt-path read (scope {}{}) p50 {:?} p99 {:?}",
                 scope
                     .as_ref()
                     .map_or("resolved".to_owned(), ToString::to_string),
+                if pass == 2 { ", same names again" } else { "" },
                 percentile(&lat, 0.5),
                 percentile(&lat, 0.99)
             );
+        }
+        // `TRESOR_BENCH_SPIN=SECS`: keep reading (scope resolved) for SECS seconds after a
+        // pause, for `perf record -p PID` to see where a decrypt-path read goes.
+        if let Some(secs) = std::env::var("TRESOR_BENCH_SPIN")
+            .ok()
+            .and_then(|s| s.parse().ok())
+        {
+            println!(
+                "report n={n}: spinning for {secs} s, pid {}",
+                std::process::id()
+            );
+            std::thread::sleep(Duration::from_secs(2));
+            let end = Instant::now() + Duration::from_secs(secs);
+            let mut x = 0x9e37_79b9_u64;
+            while Instant::now() < end {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let nm = name((x % n as u64) as usize);
+                black_box(store.get_value_unaudited(owner(), &nm, None, None).unwrap());
+            }
         }
         drop(store);
         std::fs::remove_file(&path).unwrap();

@@ -166,7 +166,11 @@ fn check_contents(path: &Path) {
         .collect();
     assert_eq!(hist, vec![(1, None), (2, None), (3, Some(1))]);
     assert_eq!(get(&store, "github-pat", None, None), b"ghp_golden_v1");
+    // Every kept version, older ones from the history and the current one from its record
+    // (format 2 moved it there at this unlock).
+    assert_eq!(get(&store, "github-pat", None, Some(1)), b"ghp_golden_v1");
     assert_eq!(get(&store, "github-pat", None, Some(2)), b"ghp_golden_v2");
+    assert_eq!(get(&store, "github-pat", None, Some(3)), b"ghp_golden_v1");
 
     let creds = store.get_value(&me, "db/credentials", None, None).unwrap();
     assert_eq!(creds.secret_type, SecretType::Credentials);
@@ -182,6 +186,9 @@ fn check_contents(path: &Path) {
     let kept: Vec<u64> = pruned.versions.iter().map(|v| v.version).collect();
     assert_eq!(kept, vec![2, 3]);
     assert!(store.get_value(&me, "pruned", None, Some(1)).is_err());
+    assert_eq!(get(&store, "pruned", None, Some(2)), b"p2");
+    assert_eq!(get(&store, "pruned", None, Some(3)), b"p3");
+    assert_eq!(get(&store, "pruned", None, None), b"p3");
 
     let team = Scope::Team("ops".into());
     assert_eq!(get(&store, "team-secret", Some(&team), None), b"ops only");
@@ -226,12 +233,13 @@ fn check_contents(path: &Path) {
     assert!(!reads.is_empty());
 }
 
-/// A store written before fingerprints (issue 11) has none: `show` and `report duplicates`
-/// say nothing for its values until they change, and `apply`'s comparison still answers (the
-/// store fingerprints the current value on the spot), so applying an unchanged manifest does
-/// not write a spurious version.
+/// Format 1 kept fingerprints in their own table, and values written before fingerprints
+/// (issue 11, as in this file) had none. Format 2 derives the fingerprint from the current value
+/// that the migration moved into each record: every secret has one from the first unlock,
+/// `same_value` answers from it, and the file holds no `fingerprints` table and no `values` row
+/// for a current version (the rows left are exactly the kept older versions).
 #[test]
-fn golden_v1_values_have_no_fingerprint_until_they_change() {
+fn golden_v1_migrated_values_have_fingerprints_and_only_history_rows() {
     let (_d, path) = copy();
     let store = Store::open(&path)
         .unwrap()
@@ -241,12 +249,12 @@ fn golden_v1_values_have_no_fingerprint_until_they_change() {
         )
         .unwrap();
     let me = golden_owner();
+    let fp = |name: &str| store.show(&me, name, None).unwrap().fingerprint;
+    let pat = fp("github-pat").unwrap();
+    assert_eq!(pat.len(), 32);
     assert!(
-        store
-            .show(&me, "github-pat", None)
-            .unwrap()
-            .fingerprint
-            .is_none()
+        fp("db/credentials").is_none(),
+        "fields only: no fingerprint"
     );
     assert_eq!(
         store
@@ -258,9 +266,38 @@ fn golden_v1_values_have_no_fingerprint_until_they_change() {
         store.same_value(&me, "github-pat", None, b"other").unwrap(),
         Some(false)
     );
+    assert_eq!(
+        store
+            .same_value(&me, "db/credentials", None, b"svc-db")
+            .unwrap(),
+        None
+    );
+    let older: usize = store
+        .list(&me, &ListFilter::default())
+        .unwrap()
+        .iter()
+        .map(|m| m.versions.len() - 1)
+        .sum();
+    assert_eq!(older, 3, "github-pat 1 and 2, pruned 2");
     set(&store, "github-pat", val(b"ghp_golden_v3"));
-    let fp = store.show(&me, "github-pat", None).unwrap().fingerprint;
-    assert_eq!(fp.map(|f| f.len()), Some(32));
+    let changed = fp("github-pat").unwrap();
+    assert_ne!(changed, pat);
+    store.rollback(&me, "github-pat", None, 3).unwrap();
+    assert_eq!(fp("github-pat").unwrap(), pat);
+    drop(store);
+
+    let db = redb::Database::open(&path).unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+    let fps: redb::TableDefinition<&[u8; 32], &[u8]> = redb::TableDefinition::new("fingerprints");
+    assert!(matches!(
+        txn.open_table(fps),
+        Err(redb::TableError::TableDoesNotExist(_))
+    ));
+    let values: redb::TableDefinition<&[u8; 40], &[u8]> = redb::TableDefinition::new("values");
+    let rows = redb::ReadableTableMetadata::len(&txn.open_table(values).unwrap()).unwrap();
+    // The three older versions, then github-pat's 3 and 4 (moved in by the set and the
+    // rollback); its 5 is current.
+    assert_eq!(rows, 5);
 }
 
 #[test]

@@ -125,15 +125,16 @@ fn a_damaged_value_fails_only_its_own_read_in_a_batch_and_both_are_audited() {
     store.set(&owner(), "good", value("good-value")).unwrap();
     store.set(&owner(), "bad", value("bad-value")).unwrap();
     drop(store);
-    // Damage exactly the value row that `bad` reads, found by elimination.
-    let all = rows(&t.path, Table::Values);
+    // Damage exactly the row that holds `bad`'s current value (format 2: its secrets row),
+    // found by elimination.
+    let all = rows(&t.path, Table::Secrets);
     let mut bad_key = None;
     for (k, v) in &all {
-        edit(&t.path, Table::Values, &[], std::slice::from_ref(k));
+        edit(&t.path, Table::Secrets, &[], std::slice::from_ref(k));
         let store = t.unlock();
         let gone = store.get_value(&owner(), "bad", None, None).is_err();
         drop(store);
-        edit(&t.path, Table::Values, &[(k.clone(), v.clone())], &[]);
+        edit(&t.path, Table::Secrets, &[(k.clone(), v.clone())], &[]);
         if gone {
             bad_key = Some((k.clone(), v.clone()));
             break;
@@ -142,7 +143,7 @@ fn a_damaged_value_fails_only_its_own_read_in_a_batch_and_both_are_audited() {
     let (k, mut v) = bad_key.unwrap();
     let last = v.len() - 1;
     v[last] ^= 1;
-    edit(&t.path, Table::Values, &[(k, v)], &[]);
+    edit(&t.path, Table::Secrets, &[(k, v)], &[]);
 
     let store = t.unlock();
     let req = |name: &str| ReadRequest {

@@ -220,8 +220,9 @@ fn versions_are_kept_up_to_max_versions_and_pruned_rows_are_gone() {
         ));
     }
     drop(store);
-    // The pruned versions' rows are gone from the file, not just unlisted.
-    assert_eq!(rows(&t.path, Table::Values).len(), 3);
+    // The pruned versions' rows are gone from the file, not just unlisted: 3 and 4 are left
+    // (format 2 keeps the current version, 5, in the secret's own record).
+    assert_eq!(rows(&t.path, Table::Values).len(), 2);
 
     // Lowering max_versions in a metadata-only update prunes too.
     let store = t.unlock();
@@ -232,7 +233,7 @@ fn versions_are_kept_up_to_max_versions_and_pruned_rows_are_gone() {
     store.set(&owner(), "rotating", shrink).unwrap();
     assert_eq!(versions(&store, "rotating"), vec![5]);
     drop(store);
-    assert_eq!(rows(&t.path, Table::Values).len(), 1);
+    assert_eq!(rows(&t.path, Table::Values).len(), 0);
 }
 
 #[test]
@@ -290,7 +291,8 @@ fn rollback_honours_max_versions() {
     assert_eq!(versions(&store, "k"), vec![2, 3]);
     assert_eq!(read(&store, "k").unwrap(), b"a");
     drop(store);
-    assert_eq!(rows(&t.path, Table::Values).len(), 2);
+    // Version 2 (3 is current, in its record).
+    assert_eq!(rows(&t.path, Table::Values).len(), 1);
 }
 
 #[test]
@@ -318,7 +320,8 @@ fn rm_deletes_the_secret_and_every_version() {
     assert_eq!(read(&store, "keep").unwrap(), b"k");
     drop(store);
     assert_eq!(rows(&t.path, Table::Secrets).len(), 1);
-    assert_eq!(rows(&t.path, Table::Values).len(), 1);
+    // `keep` has one version, held in its record: no history rows at all.
+    assert_eq!(rows(&t.path, Table::Values).len(), 0);
     // A new secret by the same name starts again at version 1.
     let store = t.unlock();
     let m = store.set(&owner(), "doomed", value("again")).unwrap();

@@ -13,9 +13,13 @@ mod common;
 use common::{Table, TestStore, assert_integrity, edit, get, owner, put, read, rows, value};
 use tresor::{Error, PrincipalSpec, Role, Store, UnlockSecret};
 
-/// A store with two secrets, an agent and a few audit records; returned closed.
+/// A store with two secrets of two versions each, an agent and a few audit records; returned
+/// closed. Format 2 keeps each current value in its `secrets` row and version 1 of each in
+/// `values` (read with [`read_old`]).
 fn setup() -> TestStore {
     let (t, store) = TestStore::create();
+    store.set(&owner(), "alpha", value("alpha-old")).unwrap();
+    store.set(&owner(), "beta", value("beta-old")).unwrap();
     store.set(&owner(), "alpha", value("alpha-value")).unwrap();
     store.set(&owner(), "beta", value("beta-value")).unwrap();
     store
@@ -33,6 +37,13 @@ fn setup() -> TestStore {
     read(&store, "alpha").unwrap();
     drop(store);
     t
+}
+
+/// Reads version 1 of an org secret (a `values` row) as the owner.
+fn read_old(store: &Store, name: &str) -> Result<Vec<u8>, Error> {
+    store
+        .get_value(&owner(), name, None, Some(1))
+        .map(|v| v.value.expose().to_vec())
 }
 
 /// Byte positions to damage in a record of `len` bytes: all of the envelope header and nonce,
@@ -58,15 +69,16 @@ fn damage_row(t: &TestStore, table: Table, key: &[u8], check: &dyn Fn(&TestStore
     put(&t.path, table, key, &orig);
 }
 
-/// The row key of the values row (or secrets row) that holds `name`: found by elimination,
-/// since names are hashed with a key we do not have here.
+/// The row key of the secrets row of `name`, or of the values row of its version 1: found by
+/// elimination, since names are hashed with a key we do not have here.
 fn key_of(t: &TestStore, table: Table, name: &str) -> Vec<u8> {
+    let version = (table == Table::Values).then_some(1);
     for (k, v) in rows(&t.path, table) {
-        // Hide the row and see which secret disappears.
+        // Hide the row and see which secret (or version) disappears.
         edit(&t.path, table, &[], std::slice::from_ref(&k));
         let gone = {
             let store = t.unlock();
-            store.get_value(&owner(), name, None, None).is_err()
+            store.get_value(&owner(), name, None, version).is_err()
         };
         put(&t.path, table, &k, &v);
         if gone {
@@ -87,8 +99,10 @@ fn swapped_values_fail_to_open() {
     ];
     edit(&t.path, Table::Values, &swapped, &[]);
     let store = t.unlock();
-    assert_integrity(read(&store, "alpha"), "values");
-    assert_integrity(read(&store, "beta"), "values");
+    assert_integrity(read_old(&store, "alpha"), "values");
+    assert_integrity(read_old(&store, "beta"), "values");
+    // The current values are in their own records, untouched.
+    assert_eq!(read(&store, "alpha").unwrap(), b"alpha-value");
     // Metadata is untouched and still lists.
     assert_eq!(
         store
@@ -117,17 +131,21 @@ fn swapped_metadata_fails_to_open() {
 }
 
 #[test]
-fn a_value_of_an_older_version_moved_to_the_current_row_fails() {
+fn a_value_of_an_older_version_moved_to_a_newer_row_fails() {
     let (t, store) = TestStore::create();
     store.set(&owner(), "rot", value("old-value")).unwrap();
+    store.set(&owner(), "rot", value("mid-value")).unwrap();
     store.set(&owner(), "rot", value("new-value")).unwrap();
     drop(store);
+    // Versions 1 and 2; version 3 is in the secrets row.
     let vals = rows(&t.path, Table::Values);
     assert_eq!(vals.len(), 2);
     // Replay: the version-1 ciphertext put into the version-2 row.
     put(&t.path, Table::Values, &vals[1].0, &vals[0].1);
     let store = t.unlock();
-    assert_integrity(read(&store, "rot"), "values");
+    let r = store.get_value(&owner(), "rot", None, Some(2));
+    assert_integrity(r.map(|v| v.version), "values");
+    assert_eq!(read(&store, "rot").unwrap(), b"new-value");
 }
 
 #[test]
@@ -144,7 +162,7 @@ fn records_moved_between_stores_with_the_same_passphrase_fail() {
         &get(&a.path, Table::Values, &ka).unwrap(),
     );
     let store = b.unlock();
-    assert_integrity(read(&store, "alpha"), "values");
+    assert_integrity(read_old(&store, "alpha"), "values");
     drop(store);
 
     // The metadata row, at B's own key, too.
@@ -195,11 +213,12 @@ fn flipped_bits_in_values_are_integrity_errors() {
     let key = key_of(&t, Table::Values, "alpha");
     damage_row(&t, Table::Values, &key, &|t, what| {
         let store = t.unlock();
-        let label = assert_integrity(read(&store, "alpha"), "values");
+        let label = assert_integrity(read_old(&store, "alpha"), "values");
         assert!(label.contains("version 1"), "{what}: {label}");
-        assert_eq!(read(&store, "beta").unwrap(), b"beta-value", "{what}");
+        assert_eq!(read(&store, "alpha").unwrap(), b"alpha-value", "{what}");
+        assert_eq!(read_old(&store, "beta").unwrap(), b"beta-old", "{what}");
     });
-    assert_eq!(read(&t.unlock(), "alpha").unwrap(), b"alpha-value");
+    assert_eq!(read_old(&t.unlock(), "alpha").unwrap(), b"alpha-old");
 }
 
 #[test]
@@ -295,7 +314,7 @@ fn a_missing_value_row_is_not_a_wrong_value() {
     edit(&t.path, Table::Values, &[], &[key]);
     let store = t.unlock();
     assert!(matches!(
-        read(&store, "alpha"),
+        read_old(&store, "alpha"),
         Err(Error::NotFound {
             what: "version",
             ..

@@ -154,8 +154,8 @@ pub fn duplicates(ctx: &Ctx) -> Result<()> {
     let unknown = all.iter().filter(|m| m.fingerprint.is_none()).count();
     if unknown > 0 {
         eprintln!(
-            "{unknown} secret(s) without a fingerprint (fields only, or not written since \
-             fingerprints were added) were not compared"
+            "{unknown} secret(s) without a fingerprint (fields only, no value) were not \
+             compared"
         );
     }
     output::print_table(&t, "no two secrets share a value")

@@ -124,9 +124,9 @@ impl Header {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum TableId {
-    /// Secret metadata, keyed by name hash.
+    /// Secrets (metadata and, in format 2, the current value), keyed by name hash.
     Secrets = 1,
-    /// Secret values, keyed by name hash and version.
+    /// Secret values (in format 2, of older versions only), keyed by name hash and version.
     Values = 2,
     /// Principals and teams, keyed by name hash.
     Principals = 3,
@@ -138,8 +138,8 @@ pub enum TableId {
     Upstream = 6,
     /// Recorded references to a secret (manifests, env files, templates), keyed by name hash.
     References = 7,
-    /// The current value's keyed fingerprint of a secret, keyed by name hash.
-    Fingerprints = 8,
+    // 8 was format 1's `fingerprints` table (format 2 derives fingerprints from the current
+    // value); it is not reused.
     /// Buckets of folded `last_used` times, keyed by bucket number (format 2).
     LastUsed = 9,
 }
@@ -155,7 +155,6 @@ impl TableId {
             Self::Meta => "meta",
             Self::Upstream => "upstream",
             Self::References => "refs",
-            Self::Fingerprints => "fingerprints",
             Self::LastUsed => "last_used",
         }
     }

@@ -115,7 +115,7 @@ endpoint!(Compare, Post "/v1/secrets/{name}/compare" => Compared, name);
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Compared {
     /// `true` when equal, `false` when different, `null` when the current value has no
-    /// fingerprint (fields only, or written before fingerprints existed).
+    /// fingerprint (an empty value: fields only).
     pub same: Option<bool>,
 }
 

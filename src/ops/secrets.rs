@@ -47,7 +47,7 @@ pub struct List {
     /// The `next` of the previous page: an opaque cursor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
-    /// Include each value's keyed fingerprint (costs one more record per secret).
+    /// Include each value's keyed fingerprint (one MAC of the current value per secret).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprints: Option<bool>,
 }

@@ -185,17 +185,18 @@ impl Store {
             if !history && v.version != rec.version {
                 continue;
             }
-            let vk = value_key(h, v.version);
-            let raw = values
-                .get(&vk)?
-                .ok_or_else(|| Error::integrity("values", crate::format::record_label(&vk)))?;
-            let val: ValueRec = self.open_row(TableId::Values, &vk, raw.value())?;
+            let val = self.value_of(values, h, &rec, v.version)?.ok_or_else(|| {
+                Error::integrity(
+                    "values",
+                    crate::format::record_label(&value_key(h, v.version)),
+                )
+            })?;
             versions.push(BundleVersion {
                 version: v.version,
                 at: v.at,
                 by: v.by.clone(),
-                value: val.value.clone(),
-                fields: val.fields.clone(),
+                value: val.value,
+                fields: val.fields,
             });
         }
         Ok(BundleSecret {
@@ -337,33 +338,16 @@ impl Store {
                 Some(raw) => Some(self.open_row(TableId::Secrets, &h, raw.value())?),
                 None => None,
             };
+            let prev = existing.as_ref().map(|r| r.version);
             let (rec, writes, item) = match existing {
                 None => created(s, by),
-                Some(local) => {
-                    let vk = value_key(&h, local.version);
-                    let cur: Option<ValueRec> = match values.get(&vk)? {
-                        Some(raw) => Some(self.open_row(TableId::Values, &vk, raw.value())?),
-                        None => None,
-                    };
-                    updated(local, cur.as_ref(), s, by)
-                }
+                Some(local) => updated(local, s, by),
             };
-            let Some(rec) = rec else {
+            let Some(mut rec) = rec else {
                 items.push(item);
                 continue;
             };
-            for (version, val) in writes {
-                let vk = value_key(&h, version);
-                values.insert(&vk, self.seal_row(TableId::Values, &vk, &val)?.as_slice())?;
-            }
-            let mut rec = rec;
-            let keep = rec.max_versions.max(1) as usize;
-            if rec.versions.len() > keep {
-                let cut = rec.versions.len() - keep;
-                for gone in rec.versions.drain(..cut) {
-                    values.remove(&value_key(&h, gone.version))?;
-                }
-            }
+            self.settle_versions(&mut values, &h, &mut rec, prev, writes)?;
             secrets.insert(&h, self.seal_row(TableId::Secrets, &h, &rec)?.as_slice())?;
             items.push(item);
         }
@@ -387,9 +371,7 @@ impl Store {
                 item.note = Some("deleted at the source, changed here since: kept".into());
             } else {
                 secrets.remove(&h)?;
-                for v in &local.versions {
-                    values.remove(&value_key(&h, v.version))?;
-                }
+                Self::drop_history(&mut values, &h, &local)?;
                 Self::forget_secret(txn, &h)?;
                 self.forget_last_used(txn, &h)?;
                 self.put_tombstone(txn, &t.scope, &t.name, t.deleted_at)?;
@@ -455,6 +437,7 @@ fn created(s: &BundleSecret, by: &str) -> Merged {
             .iter()
             .map(|v| version_rec(v, v.version))
             .collect(),
+        current: ValueRec::default(),
     };
     let writes = s
         .versions
@@ -466,12 +449,13 @@ fn created(s: &BundleSecret, by: &str) -> Merged {
 
 /// A secret present here: unchanged, updated (the bundle's newer versions appended as new
 /// versions here) or a conflict (this store's change is newer and is kept).
-fn updated(mut local: SecretRec, cur: Option<&ValueRec>, s: &BundleSecret, by: &str) -> Merged {
+fn updated(mut local: SecretRec, s: &BundleSecret, by: &str) -> Merged {
     let inc = s
         .versions
         .last()
         .expect("decode refuses a secret without versions");
-    let same = cur.is_some_and(|c| c.value == inc.value && c.fields == inc.fields);
+    let cur = &local.current;
+    let same = cur.value == inc.value && cur.fields == inc.fields;
     if same {
         return (
             None,

@@ -76,22 +76,14 @@ impl Store {
         scope: Option<&crate::types::Scope>,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
-        use super::records::{ValueRec, value_key};
-        let (h, rec) = self.find_meta(actor, name, scope, crate::types::Action::List)?;
+        let (_, rec) = self.find_meta(actor, name, scope, crate::types::Action::List)?;
         if rec.stype != crate::types::SecretType::Certificate {
             return Err(crate::error::Error::invalid(
                 "type",
                 format!("{}/{name} is not a certificate", rec.scope),
             ));
         }
-        let txn = self.db.begin_read()?;
-        let values = txn.open_table(super::VALUES)?;
-        let k = value_key(&h, rec.version);
-        let raw = values.get(&k)?.ok_or_else(|| {
-            crate::error::Error::integrity("values", crate::format::record_label(&k))
-        })?;
-        let val: ValueRec = self.open_row(crate::format::TableId::Values, &k, raw.value())?;
-        Ok(f(val.value.expose()))
+        Ok(f(rec.current.value.expose()))
     }
 }
 

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use redb::{ReadableTable, TableDefinition};
 
-use super::records::{SecretRec, ValueRec, VersionRec, now_us, value_key};
+use super::records::{SecretRec, ValueRec, VersionRec, now_us};
 use super::{LockedStore, SECRETS, Store, VALUES, audit};
 use crate::error::{Error, Result};
 use crate::format::TableId;
@@ -245,6 +245,7 @@ impl Store {
                 txn.abort()?;
                 return self.quarantine(p, why, Some(label));
             }
+            let prev = existing.as_ref().map(|r| r.version);
             let mut rec = existing.unwrap_or_else(|| new_rec(sub, &p.actor.principal, now));
             if let Some(t) = sub.secret_type {
                 rec.stype = t;
@@ -263,20 +264,12 @@ impl Store {
                 size: sub.value.len() as u64,
                 from: None,
             });
-            let mut values = txn.open_table(VALUES)?;
-            let vk = value_key(&h, rec.version);
             let val = ValueRec {
                 value: sub.value.clone(),
                 fields: Vec::new(),
             };
-            values.insert(&vk, self.seal_row(TableId::Values, &vk, &val)?.as_slice())?;
-            let keep = rec.max_versions.max(1) as usize;
-            if rec.versions.len() > keep {
-                let cut = rec.versions.len() - keep;
-                for gone in rec.versions.drain(..cut) {
-                    values.remove(&value_key(&h, gone.version))?;
-                }
-            }
+            let writes = vec![(rec.version, val)];
+            self.settle_versions(&mut txn.open_table(VALUES)?, &h, &mut rec, prev, writes)?;
             secrets.insert(&h, self.seal_row(TableId::Secrets, &h, &rec)?.as_slice())?;
             version = rec.version;
         }
@@ -397,6 +390,7 @@ fn new_rec(sub: &ParsedSubmission, by: &str, now: i64) -> SecretRec {
         max_versions: NEW_MAX_VERSIONS,
         max_age_days: None,
         versions: Vec::new(),
+        current: ValueRec::default(),
     }
 }
 

@@ -11,8 +11,8 @@ use crate::policy::{Op, decide};
 use crate::types::{Actor, ListFilter, Scope, SecretMeta};
 
 impl Store {
-    /// Metadata of every secret the actor may see, sorted by scope and name. Decrypts metadata
-    /// only, never a value.
+    /// Metadata of every secret the actor may see, sorted by scope and name. Each record opened
+    /// holds its current value too (format 2); it is dropped (wiped) unreturned.
     ///
     /// # Errors
     /// `Integrity` when a record fails to open.
@@ -39,7 +39,7 @@ impl Store {
     }
 
     /// As [`Store::list_page`]; with `fingerprints`, each row carries its value's keyed
-    /// fingerprint (one more sealed row opened per secret, so only `report duplicates` asks).
+    /// fingerprint (one MAC of the current value per secret, so only `report duplicates` asks).
     ///
     /// # Errors
     /// As [`Store::list`].
@@ -73,7 +73,6 @@ impl Store {
         let now = crate::sys::now();
         let txn = self.db.begin_read()?;
         let table = txn.open_table(SECRETS)?;
-        let fps = super::refs::Fingerprints::open(&txn)?;
         let mut heap = std::collections::BinaryHeap::new();
         for row in table.iter()? {
             let (k, v) = row?;
@@ -100,7 +99,7 @@ impl Store {
             if keep {
                 let mut meta = self.meta_of(k.value(), &rec);
                 if fingerprints {
-                    meta.fingerprint = fps.hex(self, k.value())?;
+                    meta.fingerprint = rec.fingerprint(&self.keys).map(|fp| super::hex(&fp[..16]));
                 }
                 heap.push(ByName(meta));
                 if limit.is_some_and(|l| heap.len() > l.saturating_add(1)) {

@@ -304,17 +304,12 @@ fn rekey_all(
     };
 
     let mut rehash: HashMap<[u8; 32], [u8; 32]> = HashMap::new();
-    // The current version of each secret (old hash), whose value's fingerprint is remade
-    // under the new key.
-    let mut current: HashMap<[u8; 32], u64> = HashMap::new();
-    let mut fresh = Vec::new();
     let mut new_secrets = Vec::new();
     for row in secrets.iter()? {
         let (k, v) = row?;
         let rec: SecretRec = store.open_row(TableId::Secrets, k.value(), v.value())?;
         let nh = secret_hash(new, &rec.scope, &rec.name);
         rehash.insert(*k.value(), nh);
-        current.insert(*k.value(), rec.version);
         new_secrets.push((nh, seal_with(new, id, TableId::Secrets, &nh, &rec)?));
         tick(&mut done);
     }
@@ -330,9 +325,6 @@ fn rekey_all(
         let mut ver = [0u8; 8];
         ver.copy_from_slice(&k.value()[32..]);
         let version = u64::from_be_bytes(ver);
-        if current.get(&old) == Some(&version) && !rec.value.is_empty() {
-            fresh.push((*nh, super::refs::fingerprint(new, rec.value.expose())));
-        }
         let nk = value_key(nh, version);
         new_values.push((nk, seal_with(new, id, TableId::Values, &nk, &rec)?));
         tick(&mut done);
@@ -382,7 +374,7 @@ fn rekey_all(
         audit.insert(*k, v.as_slice())?;
     }
     drop((secrets, values, principals, audit));
-    super::refs::rekey(store, new, txn, &rehash, &fresh)?;
+    super::refs::rekey(store, new, txn, &rehash)?;
     let last = new_audit.last().map_or(base.upto, |(s, _)| *s);
     if base.upto > 0 {
         super::retention::write_base(new, id, txn, &base)?;

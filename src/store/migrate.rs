@@ -1,17 +1,23 @@
 //! Format migration: a format 1 store becomes format 2 at its first unlock (issue 8).
 //!
 //! Format 2 moves `last_used` out of each secret's metadata record into the bucketed
-//! `last_used` table (`last_used.rs`). A build that writes format 2 opens a format 1 file
+//! `last_used` table (`last_used.rs`), moves the current version's value into that record (the
+//! `values` table keeps older versions only, `history.rs`; the row layout is `secret_row.rs`),
+//! and derives fingerprints from the value instead of storing them. A build that writes format 2 opens a format 1 file
 //! (its header, keyslots and records are read as they are), and at the first unlock — when it
 //! has the keys, and before anything else is written — it:
 //!
 //! 1. writes a backup of the file as it is, `<store>.v1.bak` (0600, never overwriting: an
 //!    existing one gets a numbered sibling), through the same consistent copy as `tresor
 //!    backup`, audited as an `export`;
-//! 2. in one durable transaction, re-seals every metadata record in the format 2 layout,
+//! 2. in one durable transaction, re-seals every metadata record in the format 2 layout with
+//!    its current value inside (removing that value's row and the `fingerprints` table),
 //!    writes the `last_used` buckets from the times those records carried, writes the sealed
 //!    `format` row and the header with version 2, and appends a `rekey` record naming the
 //!    migration and the backup.
+//!
+//! A secret whose record or current value does not open is left as format 1 wrote it: reading
+//! it is an `integrity` error, as it was, and the rest of the store migrates and stays usable.
 //!
 //! A crash before the commit leaves the format 1 file as it was (and a backup beside it); the
 //! next unlock migrates again. After it, a format 1 build refuses the file with
@@ -29,9 +35,11 @@ use std::path::{Path, PathBuf};
 use redb::ReadableTable;
 
 use super::audit;
+use super::history::ValuesMut;
 use super::last_used::{BUCKETS, buckets_of, write_bucket};
-use super::records::{SecretRec, SecretRecV1};
-use super::{META, SECRETS, Store};
+use super::records::{SecretRec, SecretRecV1, value_key};
+use super::refs::FINGERPRINTS_V1;
+use super::{META, SECRETS, Store, VALUES};
 use crate::error::{Error, Result};
 use crate::format::{FORMAT_VERSION, TableId};
 use crate::types::{Action, Actor, AuditEntry, Outcome};
@@ -50,7 +58,7 @@ fn backup_path(store: &Path) -> PathBuf {
     if !base.exists() {
         return base;
     }
-    (1u32..)
+    (1u32..=u32::MAX)
         .map(|n| {
             let mut s = base.as_os_str().to_owned();
             s.push(format!(".{n}"));
@@ -118,6 +126,7 @@ impl Store {
         let mut times = Vec::new();
         {
             let mut secrets = txn.open_table(SECRETS)?;
+            let mut values = txn.open_table(VALUES)?;
             let mut rows = Vec::new();
             for row in secrets.iter()? {
                 let (k, v) = row?;
@@ -127,7 +136,10 @@ impl Store {
                 else {
                     continue;
                 };
-                let (rec, last_used) = old.upgrade();
+                let (mut rec, last_used) = old.upgrade();
+                if !self.inline_v1_current(&mut values, k.value(), &mut rec)? {
+                    continue;
+                }
                 if let Some(t) = last_used {
                     times.push((*k.value(), t));
                 }
@@ -140,6 +152,7 @@ impl Store {
                 secrets.insert(k, v.as_slice())?;
             }
         }
+        txn.delete_table(FINGERPRINTS_V1)?;
         let buckets = buckets_of(times);
         for (b, entries) in buckets.iter().enumerate().take(BUCKETS) {
             if !entries.is_empty() {
@@ -165,5 +178,31 @@ impl Store {
         self.header = header;
         tracing::info!(backup = %backup.display(), "migrated the store from format 1 to format 2");
         Ok(backup)
+    }
+
+    /// The migration's step for the inline current value (`history.rs`): moves the current
+    /// version's row out of `values` into the record (format 1 kept every version there).
+    /// The `fingerprints` table goes too (format 2 derives fingerprints from the value).
+    ///
+    /// Returns `false`, changing nothing, when the current version's row is missing or does
+    /// not open: that secret stays as format 1 left it, and reading it is an `integrity`
+    /// error (its record does not parse as format 2), while the rest of the store migrates
+    /// and stays usable, as a damaged row left it in format 1.
+    fn inline_v1_current(
+        &self,
+        values: &mut ValuesMut<'_>,
+        h: &[u8; 32],
+        rec: &mut SecretRec,
+    ) -> Result<bool> {
+        let vk = value_key(h, rec.version);
+        let Some(raw) = values.get(&vk)?.map(|g| g.value().to_vec()) else {
+            return Ok(false);
+        };
+        let Ok(current) = self.open_row(TableId::Values, &vk, &raw) else {
+            return Ok(false);
+        };
+        values.remove(&vk)?;
+        rec.current = current;
+        Ok(true)
     }
 }

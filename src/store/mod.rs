@@ -6,14 +6,13 @@
 //! |--------------|-----------------------------|----------------------------------------|
 //! | `meta`       | `"header"`, `"audit_head"`, `"format"`, … | header (plain); audit head, format version (sealed) |
 //! | `keyslots`   | slot id (u32)               | keyslot layout (plain, authenticated)  |
-//! | `secrets`    | name hash (32)              | sealed metadata of one secret          |
-//! | `values`     | name hash (32) ‖ version (8)| sealed value and fields of one version |
+//! | `secrets`    | name hash (32)              | sealed metadata and current value of one secret |
+//! | `values`     | name hash (32) ‖ version (8)| sealed value and fields of one older version (`history.rs`) |
 //! | `principals` | principal-name hash (32)    | sealed principal (grants, members)     |
 //! | `audit`      | seq (u64)                   | chain MAC ‖ sealed audit entry         |
 //! | `staging`    | arrival counter (u64)       | staged unlock attempt (plain, nothing secret) |
 //! | `upstream`   | provider / binding hash (32)| sealed provider or remote binding (SPEC §11) |
 //! | `refs`       | name hash (32)              | sealed recorded references (`refs.rs`) |
-//! | `fingerprints` | name hash (32)            | sealed keyed fingerprint of the current value |
 //! | `last_used`  | bucket (u32, 1,024 of them) | sealed folded `last_used` times (`last_used.rs`) |
 //!
 //! A name hash is BLAKE3-keyed(name key, "secret" ‖ scope ‖ name): names are never stored
@@ -26,6 +25,7 @@ mod changes;
 mod check;
 mod db;
 mod exes;
+mod history;
 mod identity;
 mod inbox;
 mod journal;
@@ -42,6 +42,7 @@ mod read;
 mod records;
 mod refs;
 mod retention;
+mod secret_row;
 mod secrets;
 mod upstream;
 

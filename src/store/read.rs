@@ -6,10 +6,12 @@ use std::collections::BTreeMap;
 use redb::ReadableTable;
 
 use super::audit;
-use super::records::{SecretRec, ValueRec, now_us, value_key};
+use super::records::{SecretRec, now_us};
 use super::{SECRETS, Store, VALUES};
+
+/// The `values` table (older versions) open for reading.
+type ValuesRo = redb::ReadOnlyTable<&'static [u8; 40], &'static [u8]>;
 use crate::error::{Error, Result};
-use crate::format::TableId;
 use crate::policy::Op;
 use crate::types::{Action, Actor, AuditEntry, Outcome, Scope, SecretBytes, SecretValue};
 
@@ -289,7 +291,6 @@ impl Store {
     ) -> Result<SecretValue> {
         let txn = self.db.begin_read()?;
         let secrets = txn.open_table(SECRETS)?;
-        let values = txn.open_table(VALUES)?;
         let req = ReadRequest {
             actor: actor.clone(),
             name: name.to_owned(),
@@ -297,7 +298,8 @@ impl Store {
             version,
             field: None,
         };
-        self.read_one(&secrets, &values, &req).map(|hit| hit.value)
+        self.read_one(&txn, &secrets, &mut None, &req)
+            .map(|hit| hit.value)
     }
 
     /// Checks, before a set of reads that succeeds or fails as a whole (`/v1/env`, an
@@ -370,10 +372,10 @@ impl Store {
     fn read_phase(&self, reqs: &[ReadRequest]) -> Result<Vec<Found>> {
         let txn = self.db.begin_read()?;
         let secrets = txn.open_table(SECRETS)?;
-        let values = txn.open_table(VALUES)?;
+        let mut values = None;
         let mut out = Vec::with_capacity(reqs.len());
         for req in reqs {
-            out.push(match self.read_one(&secrets, &values, req) {
+            out.push(match self.read_one(&txn, &secrets, &mut values, req) {
                 Ok(hit) => Found::Value(Box::new(hit)),
                 // A damaged record fails its own request (audited as `error`), not the batch.
                 Err(e) => Found::Failed(e, self.audit_scope(&secrets, req)),
@@ -382,22 +384,38 @@ impl Store {
         Ok(out)
     }
 
+    /// Reads one request's value: the current one from the secret's own record (one point
+    /// get, one open), an older one from `values` (opened on first need).
     fn read_one(
         &self,
+        txn: &redb::ReadTransaction,
         secrets: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
-        values: &impl ReadableTable<&'static [u8; 40], &'static [u8]>,
+        values: &mut Option<ValuesRo>,
         req: &ReadRequest,
     ) -> Result<Hit> {
-        let (h, rec) = self.check_read(secrets, req)?;
+        let (h, mut rec) = self.check_read(secrets, req)?;
         let version = req.version.unwrap_or(rec.version);
-        let vk = value_key(&h, version);
-        let raw = values.get(&vk)?.ok_or_else(|| {
-            Error::not_found(
-                "version",
-                format!("{}/{} version {version}", rec.scope, rec.name),
-            )
-        })?;
-        let mut val: ValueRec = self.open_row(TableId::Values, &vk, raw.value())?;
+        let older = if version == rec.version {
+            None
+        } else {
+            let table = match values {
+                Some(t) => t,
+                None => values.insert(txn.open_table(VALUES)?),
+            };
+            let kept = rec.versions.iter().any(|v| v.version == version);
+            let found = if kept {
+                self.older_value(table, &h, version)?
+            } else {
+                None
+            };
+            Some(found.ok_or_else(|| {
+                Error::not_found(
+                    "version",
+                    format!("{}/{} version {version}", rec.scope, rec.name),
+                )
+            })?)
+        };
+        let mut val = older.unwrap_or_else(|| std::mem::take(&mut rec.current));
         let mut fields: BTreeMap<String, SecretBytes> =
             std::mem::take(&mut val.fields).into_iter().collect();
         let value = match &req.field {
@@ -412,8 +430,8 @@ impl Store {
         };
         Ok(Hit {
             value: SecretValue {
-                name: rec.name.clone(),
-                scope: rec.scope.clone(),
+                name: rec.name,
+                scope: rec.scope,
                 secret_type: rec.stype,
                 version,
                 value,

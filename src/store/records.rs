@@ -11,9 +11,11 @@ use crate::error::Result;
 use crate::format::{Envelope, TableId, decode_payload, encode_payload};
 use crate::types::{Scope, SecretBytes, SecretMeta, SecretType, VersionInfo};
 
-/// Metadata of one secret (table `secrets`, format 2). `last_used` is not here: it is kept
-/// in the `last_used` table (`last_used.rs`), so that a fold does not re-seal this record.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// One secret (table `secrets`, format 2): its metadata and its current version's value.
+/// `last_used` is not here: it is kept in the `last_used` table (`last_used.rs`), so that a
+/// fold does not re-seal this record. Older versions' values are in `values` (`history.rs`).
+/// Sealed in the layout of `secret_row.rs` (derivable parts left out).
+#[derive(Clone, Debug)]
 pub(crate) struct SecretRec {
     pub name: String,
     pub scope: Scope,
@@ -29,6 +31,10 @@ pub(crate) struct SecretRec {
     pub max_versions: u32,
     pub max_age_days: Option<u32>,
     pub versions: Vec<VersionRec>,
+    /// The value and fields of version `version` (wiped on drop): a read of the current value
+    /// is one point get and one open. Its keyed fingerprint is derived from it
+    /// ([`SecretRec::fingerprint`]), not stored.
+    pub current: ValueRec,
 }
 
 /// Metadata of one secret as format 1 laid it out: [`SecretRec`] with `last_used` between
@@ -53,7 +59,8 @@ pub(crate) struct SecretRecV1 {
 }
 
 impl SecretRecV1 {
-    /// The format 2 record and the folded `last_used` it carried.
+    /// The format 2 record (its `current` still empty: the migration moves the current value
+    /// in from `values`) and the folded `last_used` it carried.
     pub fn upgrade(self) -> (SecretRec, Option<i64>) {
         let rec = SecretRec {
             name: self.name,
@@ -70,6 +77,7 @@ impl SecretRecV1 {
             max_versions: self.max_versions,
             max_age_days: self.max_age_days,
             versions: self.versions,
+            current: ValueRec::default(),
         };
         (rec, self.last_used)
     }
@@ -86,7 +94,8 @@ pub(crate) struct VersionRec {
     pub from: Option<u64>,
 }
 
-/// One version's value and fields (table `values`). Plaintext wiped on drop by `SecretBytes`.
+/// One version's value and fields: the current version's inside its [`SecretRec`], older ones
+/// in table `values`. Plaintext wiped on drop by `SecretBytes`.
 #[derive(Clone, Debug, Serialize, Deserialize, Default)]
 pub(crate) struct ValueRec {
     pub value: SecretBytes,
@@ -102,6 +111,13 @@ pub(crate) fn now_us() -> i64 {
 }
 
 impl SecretRec {
+    /// The keyed fingerprint of the current value (SPEC §1); `None` for an empty value (a
+    /// secret of fields only). Derived, so that it costs no bytes and follows a rekey.
+    pub fn fingerprint(&self, keys: &SubKeys) -> Option<[u8; 32]> {
+        let v = self.current.value.expose();
+        (!v.is_empty()).then(|| super::refs::fingerprint(keys, v))
+    }
+
     /// The metadata readers see, without `last_used` (which [`Store::meta_of`] adds).
     pub fn to_meta(&self) -> SecretMeta {
         let current_fields = self

@@ -3,14 +3,15 @@
 //! | table          | key             | value                                                |
 //! |----------------|-----------------|------------------------------------------------------|
 //! | `refs`         | name hash (32)  | sealed list of recorded references (manifests, env files, templates) |
-//! | `fingerprints` | name hash (32)  | sealed keyed fingerprint of the current value        |
 //!
 //! Grants and remote bindings are not recorded here: they are read off the principals and
 //! the upstream table when asked, so that they can never be out of date. A fingerprint is a
 //! BLAKE3 MAC of the value under its own subkey of the data key: equal values have equal
 //! fingerprints within one store, and a fingerprint says nothing else about the value.
-//! Both tables are created by the first write that needs them; a store written before they
-//! existed simply has none (its secrets get a fingerprint at their next value change).
+//! Format 2 derives it from the current value that the secret's record holds
+//! ([`SecretRec::fingerprint`](super::records::SecretRec::fingerprint)); format 1 kept it in
+//! a `fingerprints` table, which the migration drops ([`FINGERPRINTS_V1`]). `refs` is created
+//! by the first write that needs it.
 
 use std::collections::BTreeMap;
 
@@ -30,7 +31,8 @@ use crate::types::{
 };
 
 pub(super) const REFS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("refs");
-pub(super) const FINGERPRINTS: TableDefinition<&[u8; 32], &[u8]> =
+/// Format 1's table of sealed fingerprints: only the migration names it (to drop it).
+pub(super) const FINGERPRINTS_V1: TableDefinition<&[u8; 32], &[u8]> =
     TableDefinition::new("fingerprints");
 
 /// A recorded reference is refreshed at most this often (microseconds): `run` in a loop does
@@ -76,47 +78,9 @@ fn open_optional(
     }
 }
 
-/// The fingerprints of a read transaction, for listings.
-pub(super) struct Fingerprints(Option<redb::ReadOnlyTable<&'static [u8; 32], &'static [u8]>>);
-
-impl Fingerprints {
-    pub(super) fn open(txn: &redb::ReadTransaction) -> Result<Self> {
-        open_optional(txn, FINGERPRINTS).map(Self)
-    }
-
-    /// The hex fingerprint of the secret with this name hash, if it has one.
-    pub(super) fn hex(&self, store: &Store, h: &[u8; 32]) -> Result<Option<String>> {
-        let Some(t) = &self.0 else { return Ok(None) };
-        let Some(raw) = t.get(h)? else {
-            return Ok(None);
-        };
-        let fp: [u8; 32] = store.open_row(TableId::Fingerprints, h, raw.value())?;
-        Ok(Some(super::hex(&fp[..16])))
-    }
-}
-
 impl Store {
-    /// Records (in `txn`) the fingerprint of a secret's new current value; an empty value
-    /// (fields only) has none.
-    pub(super) fn put_fingerprint(
-        &self,
-        txn: &WriteTransaction,
-        h: &[u8; 32],
-        value: &[u8],
-    ) -> Result<()> {
-        let mut t = txn.open_table(FINGERPRINTS)?;
-        if value.is_empty() {
-            t.remove(h)?;
-        } else {
-            let fp = fingerprint(&self.keys, value);
-            t.insert(h, self.seal_row(TableId::Fingerprints, h, &fp)?.as_slice())?;
-        }
-        Ok(())
-    }
-
     /// Removes (in `txn`) what this module holds about a deleted secret.
     pub(super) fn forget_secret(txn: &WriteTransaction, h: &[u8; 32]) -> Result<()> {
-        txn.open_table(FINGERPRINTS)?.remove(h)?;
         txn.open_table(REFS)?.remove(h)?;
         Ok(())
     }
@@ -135,7 +99,7 @@ impl Store {
         scope: Option<&Scope>,
         value: &[u8],
     ) -> Result<Option<bool>> {
-        let (h, rec) = self.find_meta(actor, name, scope, Action::Read)?;
+        let (_, rec) = self.find_meta(actor, name, scope, Action::Read)?;
         if let Err(e) = self.allow(actor, Op::Write, &rec.scope, name) {
             self.record(
                 &AuditEntry::new(actor, Action::Read, Outcome::Denied)
@@ -143,31 +107,8 @@ impl Store {
             )?;
             return Err(e);
         }
-        let txn = self.db.begin_read()?;
-        let stored = match open_optional(&txn, FINGERPRINTS)? {
-            Some(t) => match t.get(&h)? {
-                Some(raw) => {
-                    Some(self.open_row::<[u8; 32]>(TableId::Fingerprints, &h, raw.value())?)
-                }
-                None => None,
-            },
-            None => None,
-        };
-        // A value written before fingerprints existed has none: the writer asking could read
-        // it anyway, so it is fingerprinted here (nothing leaves the store but the answer).
-        let have = if let Some(fp) = stored {
-            fp
-        } else {
-            let k = super::records::value_key(&h, rec.version);
-            let values = txn.open_table(super::VALUES)?;
-            let Some(raw) = values.get(&k)? else {
-                return Ok(None);
-            };
-            let val: super::records::ValueRec = self.open_row(TableId::Values, &k, raw.value())?;
-            if val.value.is_empty() {
-                return Ok(None);
-            }
-            fingerprint(&self.keys, val.value.expose())
+        let Some(have) = rec.fingerprint(&self.keys) else {
+            return Ok(None);
         };
         let want = fingerprint(&self.keys, value);
         Ok(Some(bool::from(subtle::ConstantTimeEq::ct_eq(
@@ -424,15 +365,13 @@ impl Store {
     }
 }
 
-/// Re-seals both tables under `new` (rekey): references move to their new name hash;
-/// fingerprints are replaced by `fresh` (new hash, fingerprint of the current value under the
-/// new key).
+/// Re-seals `refs` under `new` (rekey): references move to their new name hash. Fingerprints
+/// are derived from the re-sealed records, so they follow the new key by themselves.
 pub(super) fn rekey(
     store: &Store,
     new: &SubKeys,
     txn: &WriteTransaction,
     rehash: &std::collections::HashMap<[u8; 32], [u8; 32]>,
-    fresh: &[([u8; 32], [u8; 32])],
 ) -> Result<()> {
     let id = &store.header.store_id;
     let mut refs = txn.open_table(REFS)?;
@@ -448,21 +387,10 @@ pub(super) fn rekey(
     for (k, v) in &rows {
         refs.insert(k, v.as_slice())?;
     }
-    let mut fps = txn.open_table(FINGERPRINTS)?;
-    fps.retain(|_, _| false)?;
-    for (h, fp) in fresh {
-        fps.insert(
-            h,
-            seal_with(new, id, TableId::Fingerprints, h, fp)?.as_slice(),
-        )?;
-    }
     Ok(())
 }
 
-/// Copies both tables into a backup, when the source has them.
+/// Copies `refs` into a backup, when the source has it.
 pub(super) fn backup(r: &redb::ReadTransaction, w: &WriteTransaction) -> Result<()> {
-    for def in [REFS, FINGERPRINTS] {
-        super::maintenance::copy_table_if_present(r, w, def)?;
-    }
-    Ok(())
+    super::maintenance::copy_table_if_present(r, w, REFS)
 }

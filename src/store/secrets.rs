@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use redb::{ReadableTable, ReadableTableMetadata};
 
 use super::audit;
-use super::records::{SecretRec, ValueRec, VersionRec, now_us, value_key};
-use super::refs::Fingerprints;
+use super::records::{SecretRec, ValueRec, VersionRec, now_us};
 use super::{SECRETS, Store, VALUES};
 use crate::error::{Error, Result};
 use crate::format::TableId;
@@ -115,8 +114,7 @@ impl Store {
     pub fn show(&self, actor: &Actor, name: &str, scope: Option<&Scope>) -> Result<SecretMeta> {
         let (h, rec) = self.find_meta(actor, name, scope, Action::List)?;
         let mut meta = self.meta_of(&h, &rec);
-        let txn = self.db.begin_read()?;
-        meta.fingerprint = Fingerprints::open(&txn)?.hex(self, &h)?;
+        meta.fingerprint = rec.fingerprint(&self.keys).map(|fp| super::hex(&fp[..16]));
         Ok(meta)
     }
 
@@ -204,22 +202,11 @@ impl Store {
                     Some(raw) => Some(self.open_row(TableId::Secrets, &h, raw.value())?),
                     None => None,
                 };
-                let (rec, new_value) = apply_set(existing, &name, req, &actor.principal, now)?;
-                if let Some(val) = new_value {
-                    self.put_fingerprint(&txn, &h, val.value.expose())?;
-                    let vk = value_key(&h, rec.version);
-                    values.insert(&vk, self.seal_row(TableId::Values, &vk, &val)?.as_slice())?;
-                }
+                let prev = existing.as_ref().map(|r| r.version);
+                let (mut rec, new_value) = apply_set(existing, &name, req, &actor.principal, now)?;
+                let writes = new_value.map(|v| (rec.version, v)).into_iter().collect();
                 // Versions beyond max_versions are gone from the store, not just unlisted.
-                for gone in pruned_versions(&rec) {
-                    values.remove(&value_key(&h, gone))?;
-                }
-                let mut rec = rec;
-                let keep = rec.max_versions as usize;
-                if rec.versions.len() > keep {
-                    let cut = rec.versions.len() - keep;
-                    rec.versions.drain(..cut);
-                }
+                self.settle_versions(&mut values, &h, &mut rec, prev, writes)?;
                 secrets.insert(&h, self.seal_row(TableId::Secrets, &h, &rec)?.as_slice())?;
                 entries.push((
                     i,
@@ -306,11 +293,17 @@ impl Store {
         }
         let txn = self.db.begin_write()?;
         {
-            txn.open_table(SECRETS)?.remove(&h)?;
-            let mut values = txn.open_table(VALUES)?;
-            for v in &rec.versions {
-                values.remove(&value_key(&h, v.version))?;
-            }
+            // The record as this transaction removes it (a write may have come in since it
+            // was found): its versions are the rows to remove.
+            let removed = txn
+                .open_table(SECRETS)?
+                .remove(&h)?
+                .map(|raw| raw.value().to_vec());
+            let now_rec: SecretRec = match removed {
+                Some(raw) => self.open_row(TableId::Secrets, &h, &raw)?,
+                None => return Err(Error::not_found("secret", format!("{}/{name}", rec.scope))),
+            };
+            Self::drop_history(&mut txn.open_table(VALUES)?, &h, &now_rec)?;
         }
         Self::forget_secret(&txn, &h)?;
         self.forget_last_used(&txn, &h)?;
@@ -356,15 +349,16 @@ impl Store {
         let meta = {
             let mut secrets = txn.open_table(SECRETS)?;
             let mut values = txn.open_table(VALUES)?;
-            let old_key = value_key(&h, to);
-            let raw = values
-                .get(&old_key)?
-                .map(|g| g.value().to_vec())
-                .ok_or_else(|| {
-                    Error::not_found("version", format!("{}/{name} version {to}", rec.scope))
-                })?;
-            let val: ValueRec = self.open_row(TableId::Values, &old_key, &raw)?;
-            let mut rec = rec;
+            // The record as this transaction sees it (a write may have come in since it was
+            // found), so that the current value moved into history is the one it replaces.
+            let mut rec: SecretRec = match secrets.get(&h)? {
+                Some(raw) => self.open_row(TableId::Secrets, &h, raw.value())?,
+                None => return Err(Error::not_found("secret", format!("{}/{name}", rec.scope))),
+            };
+            let val = self.value_of(&values, &h, &rec, to)?.ok_or_else(|| {
+                Error::not_found("version", format!("{}/{name} version {to}", rec.scope))
+            })?;
+            let prev = rec.version;
             rec.version += 1;
             rec.updated_at = now;
             rec.updated_by.clone_from(&actor.principal);
@@ -376,17 +370,8 @@ impl Store {
                 size: val.value.len() as u64,
                 from: Some(to),
             });
-            let nk = value_key(&h, rec.version);
-            values.insert(&nk, self.seal_row(TableId::Values, &nk, &val)?.as_slice())?;
-            self.put_fingerprint(&txn, &h, val.value.expose())?;
-            for gone in pruned_versions(&rec) {
-                values.remove(&value_key(&h, gone))?;
-            }
-            let keep = rec.max_versions as usize;
-            if rec.versions.len() > keep {
-                let cut = rec.versions.len() - keep;
-                rec.versions.drain(..cut);
-            }
+            let writes = vec![(rec.version, val)];
+            self.settle_versions(&mut values, &h, &mut rec, Some(prev), writes)?;
             secrets.insert(&h, self.seal_row(TableId::Secrets, &h, &rec)?.as_slice())?;
             rec
         };
@@ -404,18 +389,6 @@ impl Store {
         self.db.commit(txn)?;
         self.changed();
         Ok(self.meta_of(&h, &meta))
-    }
-}
-
-fn pruned_versions(rec: &SecretRec) -> Vec<u64> {
-    let keep = rec.max_versions as usize;
-    if rec.versions.len() > keep {
-        rec.versions[..rec.versions.len() - keep]
-            .iter()
-            .map(|v| v.version)
-            .collect()
-    } else {
-        Vec::new()
     }
 }
 
@@ -462,6 +435,7 @@ fn apply_set(
             max_versions: DEFAULT_MAX_VERSIONS,
             max_age_days: None,
             versions: Vec::new(),
+            current: ValueRec::default(),
         }
     };
     if let Some(t) = req.secret_type {

@@ -486,8 +486,7 @@ pub struct SecretMeta {
     pub versions: Vec<VersionInfo>,
     /// The current value's keyed fingerprint (SPEC §1: a MAC under the store's fingerprint
     /// subkey, hex): equal values have equal fingerprints within one store, and nothing of
-    /// the value can be learned from it. `None` for a value without one (fields only, or
-    /// written before fingerprints existed and not rewritten since).
+    /// the value can be learned from it. `None` for an empty value (a secret of fields only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
 }
