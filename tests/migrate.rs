@@ -141,8 +141,15 @@ fn editing_the_header_version_is_an_integrity_error() {
     assert_eq!(&header[8..10], &[0, 2]);
     header[8..10].copy_from_slice(&1u16.to_be_bytes());
     put(&t.path, Table::Meta, b"header", &header);
+    let mark = get(&t.path, Table::Meta, b"last_used_seq").unwrap();
     let msg = assert_integrity(t.try_unlock(), "meta");
     assert!(msg.contains("format"), "{msg}");
+    // A refused unlock writes nothing on the way out (no fold).
+    assert_eq!(get(&t.path, Table::Meta, b"last_used_seq").unwrap(), mark);
+    // ...nor when the sealed row is deleted too: format 2's tables give it away.
+    common::edit(&t.path, Table::Meta, &[], &[b"format".to_vec()]);
+    let msg = assert_integrity(t.try_unlock(), "meta");
+    assert!(msg.contains("last_used"), "{msg}");
 
     // Format 1 set forward to 2: there is no sealed row.
     let (_d, path) = golden_copy();
@@ -224,4 +231,38 @@ fn a_close_with_nothing_to_fold_does_not_write_the_fold_mark() {
     drop(store);
     assert_ne!(get(&t.path, Table::Meta, b"last_used_seq").unwrap(), mark);
     assert_ne!(common::rows(&t.path, Table::LastUsed), buckets);
+}
+
+/// A delete drops its secret's `last_used` for good: later folds of its bucket start from the
+/// table, not from a copy in memory that still holds it (review finding).
+#[test]
+fn a_deleted_secrets_last_used_does_not_come_back_with_the_next_fold() {
+    let (t, store) = TestStore::create();
+    let me = owner();
+    let names: Vec<String> = (0..3000).map(|i| format!("s{i}")).collect();
+    let reqs: Vec<_> = names.iter().map(|n| (n.clone(), value("v"))).collect();
+    store.set_many(&me, reqs).unwrap();
+    for n in &names {
+        read(&store, n).unwrap();
+    }
+    drop(store);
+    let before = common::rows(&t.path, Table::LastUsed);
+    let bytes = |rows: &[common::Row]| rows.iter().map(|(_, v)| v.len()).sum::<usize>();
+    let store = t.unlock();
+    store.delete(&me, "s0", None, true).unwrap();
+    // Every other secret read again: the deleted one's bucket is folded again too.
+    for n in &names[1..] {
+        read(&store, n).unwrap();
+    }
+    drop(store);
+    let after = common::rows(&t.path, Table::LastUsed);
+    // One entry (8 bytes of hash, an 8-byte time) fewer, or its bucket gone with it.
+    assert!(
+        bytes(&after) + 16 == bytes(&before) || after.len() + 1 == before.len(),
+        "{} bytes in {} buckets before, {} in {} after",
+        bytes(&before),
+        before.len(),
+        bytes(&after),
+        after.len()
+    );
 }

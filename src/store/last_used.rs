@@ -28,8 +28,12 @@
 //! them that was one metadata re-seal per read, on the committer's path. The buckets are also
 //! kept decoded in memory (16 bytes a secret), so that a listing adds no decryption.
 //!
-//! A time older than the secret's creation is not shown (a read of a deleted secret whose
-//! name was reused); a delete also drops its secret's entry.
+//! A delete drops its secret's entry (bucket, memory and notes). A time older than the
+//! secret's creation is not shown either (a read of a deleted secret whose name was reused).
+//!
+//! **The copy in memory** is only for readers: every write of a bucket (a fold, a delete)
+//! starts from the row as its own write transaction reads it, and updates the copy inside that
+//! transaction, so the copy changes in the order the table does.
 
 use std::collections::HashMap;
 use std::sync::PoisonError;
@@ -244,20 +248,10 @@ impl Store {
         let txn = self.db.begin_write()?;
         // Taken inside the write transaction: every read whose record this transaction can
         // see has noted its secrets already (see the module docs).
-        let (snapshot, mut touched) = {
+        let snapshot: Vec<([u8; 32], i64)> = {
             let mut n = self.noted();
             n.folded_at = Instant::now();
-            let snapshot: Vec<([u8; 32], i64)> = n.map.iter().map(|(h, t)| (*h, *t)).collect();
-            let mut touched: HashMap<usize, HashMap<[u8; 8], i64>> = HashMap::new();
-            for (h, t) in &snapshot {
-                let (b, k) = slot(h);
-                let bucket = touched.entry(b).or_insert_with(|| n.stored[b].clone());
-                let at = bucket.entry(k).or_insert(*t);
-                *at = (*at).max(*t);
-            }
-            // Buckets whose times did not move are not rewritten.
-            touched.retain(|b, m| *m != n.stored[*b]);
-            (snapshot, touched)
+            n.map.iter().map(|(h, t)| (*h, *t)).collect()
         };
         let seq = audit::head_seq(self, &txn)?;
         if snapshot.is_empty() {
@@ -273,15 +267,36 @@ impl Store {
                 return Ok(());
             }
         }
+        // Each touched bucket starts from the table as this transaction sees it (write
+        // transactions are exclusive), never from the copy in memory: a delete or another
+        // fold may have changed the row since that copy was made.
+        let mut touched: HashMap<usize, HashMap<[u8; 8], i64>> = HashMap::new();
+        for (h, t) in &snapshot {
+            let (b, k) = slot(h);
+            let bucket = match touched.entry(b) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(self.read_bucket(&txn, b)?)
+                }
+            };
+            let at = bucket.entry(k).or_insert(*t);
+            *at = (*at).max(*t);
+        }
         for (b, entries) in &touched {
             write_bucket(&self.keys, &self.header.store_id, &txn, *b, entries)?;
         }
         write_folded(self, &txn, seq)?;
+        // The copy in memory follows the table inside the transaction, so that copies change
+        // in the order the table does. If the commit fails, it shows reads that did happen
+        // (their notes stay, and the next fold starts from the table again).
+        {
+            let mut n = self.noted();
+            for (b, entries) in touched {
+                n.stored[b] = entries;
+            }
+        }
         self.db.commit(txn)?;
         let mut n = self.noted();
-        for (b, entries) in touched.drain() {
-            n.stored[b] = entries;
-        }
         for (h, t) in snapshot {
             if n.map.get(&h) == Some(&t) {
                 n.map.remove(&h);
@@ -290,15 +305,31 @@ impl Store {
         Ok(())
     }
 
-    /// Drops a deleted secret's `last_used` from its bucket, inside the delete's `txn`. The
-    /// copy in memory keeps it until the next fold of that bucket: a secret made again under
-    /// that name is newer than it, so it is never shown.
+    /// One bucket as the table holds it in `txn`.
+    fn read_bucket(&self, txn: &WriteTransaction, b: usize) -> Result<HashMap<[u8; 8], i64>> {
+        let key = u32::try_from(b).unwrap_or(u32::MAX);
+        let table = txn.open_table(LAST_USED)?;
+        let Some(raw) = table.get(key)? else {
+            return Ok(HashMap::new());
+        };
+        let bucket: Bucket = self.open_row(TableId::LastUsed, &key.to_be_bytes(), raw.value())?;
+        Ok(bucket.0.into_iter().collect())
+    }
+
+    /// Drops a deleted secret's `last_used` inside the delete's `txn`: from its bucket (read
+    /// from the table), from the copy in memory, and from the notes (every read of it noted
+    /// before this exclusive transaction began; none can follow the delete). A secret made
+    /// again under that name, even by a bundle that keeps its source's creation time, starts
+    /// with no read.
     pub(super) fn forget_last_used(&self, txn: &WriteTransaction, hash: &[u8; 32]) -> Result<()> {
         let (b, k) = slot(hash);
-        let mut entries = self.noted().stored[b].clone();
+        let mut entries = self.read_bucket(txn, b)?;
         if entries.remove(&k).is_some() {
             write_bucket(&self.keys, &self.header.store_id, txn, b, &entries)?;
         }
+        let mut n = self.noted();
+        n.stored[b] = entries;
+        n.map.remove(hash);
         Ok(())
     }
 

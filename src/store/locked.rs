@@ -118,6 +118,7 @@ impl LockedStore {
             noted: std::sync::Mutex::default(),
             exes: std::sync::Mutex::default(),
             journal: std::sync::OnceLock::new(),
+            ready: std::sync::atomic::AtomicBool::new(false),
         };
         drop(dk);
         store.check_audit_head()?;
@@ -134,6 +135,9 @@ impl LockedStore {
         if let Err(e) = store.inbox_process() {
             tracing::warn!(error = %e, "inbox submissions not applied; they stay waiting");
         }
+        store
+            .ready
+            .store(true, std::sync::atomic::Ordering::Release);
         Ok(store)
     }
 

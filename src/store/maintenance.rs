@@ -90,6 +90,8 @@ impl Store {
             super::refs::backup(&r, &w)?;
             super::airgap::backup(&r, &w)?;
             copy_table_if_present(&r, &w, super::last_used::LAST_USED)?;
+            // A format 1 store's fingerprints (its backup before the migration is format 1).
+            copy_table_if_present(&r, &w, super::refs::FINGERPRINTS_V1)?;
             w.commit()?;
             Ok(())
         })();

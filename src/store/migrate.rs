@@ -76,6 +76,17 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the `last_used` table exists: only format 2 makes it (a store made by format
+    /// 2 whose header was set back to 1 and its `format` row deleted must not migrate).
+    fn has_format_2_tables(&self) -> Result<bool> {
+        let txn = self.db.begin_read()?;
+        match txn.open_table(super::last_used::LAST_USED) {
+            Ok(_) => Ok(true),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The sealed format version, if the store has the row.
     fn sealed_format(&self) -> Result<Option<u16>> {
         let txn = self.db.begin_read()?;
@@ -96,6 +107,10 @@ impl Store {
         match (self.header.version, sealed) {
             (v, Some(s)) if v == FORMAT_VERSION && s == v => Ok(None),
             // A large transaction writes pages before its commit: a disk failure shows there.
+            (1, None) if self.has_format_2_tables()? => Err(Error::integrity(
+                "meta",
+                "format (the header says version 1, but the store has format 2's last_used table)",
+            )),
             (1, None) => {
                 let migrated = self.migrate_v1(actor);
                 migrated.inspect_err(|e| self.db.observe_write(e)).map(Some)
@@ -153,6 +168,8 @@ impl Store {
             }
         }
         txn.delete_table(FINGERPRINTS_V1)?;
+        // Made even when empty: its presence tells format 2 from format 1 (see above).
+        txn.open_table(super::last_used::LAST_USED)?;
         let buckets = buckets_of(times);
         for (b, entries) in buckets.iter().enumerate().take(BUCKETS) {
             if !entries.is_empty() {

@@ -85,7 +85,7 @@ const STAGED_REFUSED: u8 = 2;
 
 /// The redb page cache (redb's own default is 1 GiB). redb fills it lazily, so a small store
 /// costs only its own size (the daemon's budget: 8 MiB idle); a 100k-secret store (about
-/// 42 MB of secrets and values after compaction) keeps most of its leaves cached within the
+/// 30 MB of secret records in format 2 after compaction) keeps most of its leaves cached within the
 /// daemon's 64 MiB budget. At 4 MiB every read at 100k missed two or three leaves and took
 /// 13-17 µs instead of about 6 µs, and bulk imports spilled their write buffer (benches/store.rs).
 /// 24 MiB keeps the daemon under its 64 MiB after a load at 100k (`benches/scale.sh`); the
@@ -139,12 +139,18 @@ pub struct Store {
     exes: std::sync::Mutex<exes::Exes>,
     /// The audit journal, when the daemon turned it on (see `journal.rs`).
     journal: std::sync::OnceLock<Arc<journal::Journal>>,
+    /// Set once creating or unlocking finished: a store dropped before (an unlock that failed
+    /// its checks or its migration) writes nothing on the way out.
+    ready: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Store {
     /// Folds the noted reads into `last_used` (best effort: what is not folded is replayed
     /// from the audit log at the next unlock).
     fn drop(&mut self) {
+        if !self.ready.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
         let _ = self.fold_last_used();
         self.close_journal();
     }
@@ -344,6 +350,7 @@ impl Store {
             noted: std::sync::Mutex::default(),
             exes: std::sync::Mutex::default(),
             journal: std::sync::OnceLock::new(),
+            ready: std::sync::atomic::AtomicBool::new(false),
         };
         let txn = store.db.begin_write()?;
         {
@@ -370,6 +377,9 @@ impl Store {
         }
         store.db.commit(txn)?;
         store.reload_principals()?;
+        store
+            .ready
+            .store(true, std::sync::atomic::Ordering::Release);
         Ok(store)
     }
 
