@@ -18,7 +18,7 @@ const PASSPHRASE: &str = "tresor golden v1 passphrase";
 /// The format 1 file's store id, as `Store::store_id` prints it.
 const STORE_ID: &str = "5a232b7a60136e49eb4f1db8c333dcbe";
 /// The format 2 file's.
-const STORE_ID_V2: &str = "efbf3162c23cfee53917a04ac7841c9a";
+const STORE_ID_V2: &str = "c677ac6c33d0abdc01d6a3187e416d2d";
 
 fn golden_file(version: u16) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/golden-v{version}.tresor"))

@@ -266,3 +266,79 @@ fn a_deleted_secrets_last_used_does_not_come_back_with_the_next_fold() {
         after.len()
     );
 }
+
+/// A format 1 store whose current value of one secret is damaged migrates with that value
+/// left where it was: reading it is `integrity` naming its row, as in format 1, while the
+/// listing, the older versions and the next write work (review finding).
+#[test]
+fn a_damaged_current_value_stays_one_secrets_problem_after_the_migration() {
+    let (_d, path) = golden_copy();
+    // github-pat's version 3 (its current value) in the format 1 file.
+    let rows = common::rows(&path, Table::Values);
+    let (key, mut val) = rows
+        .into_iter()
+        .find(|(k, _)| k.starts_with(&[0xdc, 0xc3, 0xa0, 0xa8]) && k[32..] == 3u64.to_be_bytes())
+        .expect("github-pat v3");
+    let last = val.len() - 1;
+    val[last] ^= 1;
+    common::edit(&path, Table::Values, &[(key, val)], &[]);
+    let me = golden_owner();
+    let store = unlock_golden(&path);
+    assert_eq!(store.header().version, 2);
+    assert_eq!(
+        store
+            .list(&me, &tresor::ListFilter::default())
+            .unwrap()
+            .len(),
+        6
+    );
+    let err = store.get_value(&me, "github-pat", None, None).map(|_| ());
+    let rec = assert_integrity(err, "values");
+    assert!(
+        rec.starts_with("dcc3a0a8") && rec.ends_with("version 3"),
+        "{rec}"
+    );
+    assert_eq!(
+        store
+            .get_value(&me, "github-pat", None, Some(2))
+            .unwrap()
+            .value
+            .expose(),
+        b"ghp_golden_v2"
+    );
+    assert!(
+        store
+            .show(&me, "github-pat", None)
+            .unwrap()
+            .fingerprint
+            .is_none()
+    );
+    // A new version replaces it; the damaged one stays version 3's row.
+    store
+        .set(&me, "github-pat", common::value("ghp_new"))
+        .unwrap();
+    assert_eq!(
+        store
+            .get_value(&me, "github-pat", None, None)
+            .unwrap()
+            .value
+            .expose(),
+        b"ghp_new"
+    );
+    assert_integrity(
+        store
+            .get_value(&me, "github-pat", None, Some(3))
+            .map(|_| ()),
+        "values",
+    );
+    drop(store);
+    let store = unlock_golden(&path);
+    assert_eq!(
+        store
+            .get_value(&me, "github-pat", None, None)
+            .unwrap()
+            .value
+            .expose(),
+        b"ghp_new"
+    );
+}

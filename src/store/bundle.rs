@@ -438,6 +438,7 @@ fn created(s: &BundleSecret, by: &str) -> Merged {
             .map(|v| version_rec(v, v.version))
             .collect(),
         current: ValueRec::default(),
+        current_in_values: false,
     };
     let writes = s
         .versions

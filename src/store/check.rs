@@ -76,12 +76,17 @@ impl Store {
         scope: Option<&crate::types::Scope>,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R> {
-        let (_, rec) = self.find_meta(actor, name, scope, crate::types::Action::List)?;
+        let (h, rec) = self.find_meta(actor, name, scope, crate::types::Action::List)?;
         if rec.stype != crate::types::SecretType::Certificate {
             return Err(crate::error::Error::invalid(
                 "type",
                 format!("{}/{name} is not a certificate", rec.scope),
             ));
+        }
+        if rec.current_in_values {
+            // Its value is the damaged row a format 1 store left: reading it says so.
+            let v = self.current_from_values(&h, &rec)?;
+            return Ok(f(v.value.expose()));
         }
         Ok(f(rec.current.value.expose()))
     }

@@ -40,13 +40,27 @@ impl Store {
         rec: &SecretRec,
         version: u64,
     ) -> Result<Option<ValueRec>> {
-        if version == rec.version {
+        if version == rec.version && !rec.current_in_values {
             return Ok(Some(rec.current.clone()));
         }
         if !rec.versions.iter().any(|v| v.version == version) {
             return Ok(None);
         }
         self.older_value(values, h, version)
+    }
+
+    /// The current value of `rec` (hash `h`) when the migration left it in `values`
+    /// ([`SecretRec::current_in_values`]): that row opened, so a damaged one is an `integrity`
+    /// error naming it, and a missing one too.
+    pub(super) fn current_from_values(&self, h: &[u8; 32], rec: &SecretRec) -> Result<ValueRec> {
+        let txn = self.db.begin_read()?;
+        let values = txn.open_table(super::VALUES)?;
+        self.older_value(&values, h, rec.version)?.ok_or_else(|| {
+            Error::integrity(
+                "values",
+                crate::format::record_label(&value_key(h, rec.version)),
+            )
+        })
     }
 
     /// Brings `values` and `rec` in line after a write. `rec` holds its final metadata (its
@@ -86,11 +100,20 @@ impl Store {
         }
         let old = std::mem::take(&mut rec.current);
         let kept = |rec: &SecretRec, v: u64| rec.versions.iter().any(|x| x.version == v);
-        let older = prev
-            .filter(|p| *p != rec.version)
-            .map(|p| (p, old))
-            .into_iter()
-            .chain(writes);
+        // A current value left in `values` by the migration stays there as the row of its
+        // version (or goes, if that version is no longer kept): `old` is empty, not it.
+        let old = match prev.filter(|p| *p != rec.version) {
+            Some(p) if rec.current_in_values => {
+                if !kept(rec, p) {
+                    values.remove(&value_key(h, p))?;
+                }
+                None
+            }
+            Some(p) => Some((p, old)),
+            None => None,
+        };
+        rec.current_in_values = false;
+        let older = old.into_iter().chain(writes);
         for (v, val) in older {
             if v == rec.version {
                 rec.current = val;
@@ -109,7 +132,11 @@ impl Store {
         h: &[u8; 32],
         rec: &SecretRec,
     ) -> Result<()> {
-        for v in rec.versions.iter().filter(|v| v.version != rec.version) {
+        for v in rec
+            .versions
+            .iter()
+            .filter(|v| v.version != rec.version || rec.current_in_values)
+        {
             values.remove(&value_key(h, v.version))?;
         }
         Ok(())

@@ -391,6 +391,7 @@ fn new_rec(sub: &ParsedSubmission, by: &str, now: i64) -> SecretRec {
         max_age_days: None,
         versions: Vec::new(),
         current: ValueRec::default(),
+        current_in_values: false,
     }
 }
 

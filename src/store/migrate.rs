@@ -16,8 +16,11 @@
 //!    `format` row and the header with version 2, and appends a `rekey` record naming the
 //!    migration and the backup.
 //!
-//! A secret whose record or current value does not open is left as format 1 wrote it: reading
-//! it is an `integrity` error, as it was, and the rest of the store migrates and stays usable.
+//! A secret whose record does not open is left as format 1 wrote it (reading it is an
+//! `integrity` error, as it was). One whose current value does not open migrates with that
+//! value left in `values` (`SecretRec::current_in_values`): reading the value is an
+//! `integrity` error naming its row, as it was; its metadata, older versions and the rest of
+//! the store stay usable.
 //!
 //! A crash before the commit leaves the format 1 file as it was (and a backup beside it); the
 //! next unlock migrates again. After it, a format 1 build refuses the file with
@@ -152,9 +155,7 @@ impl Store {
                     continue;
                 };
                 let (mut rec, last_used) = old.upgrade();
-                if !self.inline_v1_current(&mut values, k.value(), &mut rec)? {
-                    continue;
-                }
+                self.inline_v1_current(&mut values, k.value(), &mut rec)?;
                 if let Some(t) = last_used {
                     times.push((*k.value(), t));
                 }
@@ -201,25 +202,33 @@ impl Store {
     /// version's row out of `values` into the record (format 1 kept every version there).
     /// The `fingerprints` table goes too (format 2 derives fingerprints from the value).
     ///
-    /// Returns `false`, changing nothing, when the current version's row is missing or does
-    /// not open: that secret stays as format 1 left it, and reading it is an `integrity`
-    /// error (its record does not parse as format 2), while the rest of the store migrates
-    /// and stays usable, as a damaged row left it in format 1.
+    /// A current version whose row is missing or does not open is left where it is, and the
+    /// record says so ([`SecretRec::current_in_values`]): reading that value is an
+    /// `integrity` error naming the row, as in format 1, while the secret's metadata, its
+    /// older versions and the rest of the store stay usable, and its next write replaces it.
     fn inline_v1_current(
         &self,
         values: &mut ValuesMut<'_>,
         h: &[u8; 32],
         rec: &mut SecretRec,
-    ) -> Result<bool> {
+    ) -> Result<()> {
         let vk = value_key(h, rec.version);
-        let Some(raw) = values.get(&vk)?.map(|g| g.value().to_vec()) else {
-            return Ok(false);
-        };
-        let Ok(current) = self.open_row(TableId::Values, &vk, &raw) else {
-            return Ok(false);
-        };
-        values.remove(&vk)?;
-        rec.current = current;
-        Ok(true)
+        let current = values
+            .get(&vk)?
+            .and_then(|raw| self.open_row(TableId::Values, &vk, raw.value()).ok());
+        match current {
+            Some(current) => {
+                values.remove(&vk)?;
+                rec.current = current;
+            }
+            None => {
+                tracing::warn!(
+                    record = %crate::format::record_label(&vk),
+                    "a secret's current value does not open; it stays as format 1 left it"
+                );
+                rec.current_in_values = true;
+            }
+        }
+        Ok(())
     }
 }

@@ -395,7 +395,7 @@ impl Store {
     ) -> Result<Hit> {
         let (h, mut rec) = self.check_read(secrets, req)?;
         let version = req.version.unwrap_or(rec.version);
-        let older = if version == rec.version {
+        let older = if version == rec.version && !rec.current_in_values {
             None
         } else {
             let table = match values {

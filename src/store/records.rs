@@ -35,6 +35,11 @@ pub(crate) struct SecretRec {
     /// is one point get and one open. Its keyed fingerprint is derived from it
     /// ([`SecretRec::fingerprint`]), not stored.
     pub current: ValueRec,
+    /// Set only for a secret whose current value a format 1 store held damaged (or not at
+    /// all): the migration left that row in `values` under its own key, and `current` is
+    /// empty. Reading that version opens the row there, an `integrity` error naming it, as
+    /// in format 1; the next write of a new version replaces it. Never set otherwise.
+    pub current_in_values: bool,
 }
 
 /// Metadata of one secret as format 1 laid it out: [`SecretRec`] with `last_used` between
@@ -78,6 +83,7 @@ impl SecretRecV1 {
             max_age_days: self.max_age_days,
             versions: self.versions,
             current: ValueRec::default(),
+            current_in_values: false,
         };
         (rec, self.last_used)
     }
@@ -115,7 +121,7 @@ impl SecretRec {
     /// secret of fields only). Derived, so that it costs no bytes and follows a rekey.
     pub fn fingerprint(&self, keys: &SubKeys) -> Option<[u8; 32]> {
         let v = self.current.value.expose();
-        (!v.is_empty()).then(|| super::refs::fingerprint(keys, v))
+        (!v.is_empty() && !self.current_in_values).then(|| super::refs::fingerprint(keys, v))
     }
 
     /// The metadata readers see, without `last_used` (which [`Store::meta_of`] adds).

@@ -436,6 +436,7 @@ fn apply_set(
             max_age_days: None,
             versions: Vec::new(),
             current: ValueRec::default(),
+            current_in_values: false,
         }
     };
     if let Some(t) = req.secret_type {
