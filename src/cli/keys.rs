@@ -86,6 +86,7 @@ pub fn passwd(ctx: &Ctx, args: &PasswdArgs) -> Result<()> {
     d.store
         .change_passphrase(&d.actor, &new, &kdf_for(&d.store))?;
     eprintln!("passphrase changed");
+    warn_old_backups(&d.store);
     Ok(())
 }
 
@@ -236,5 +237,18 @@ pub fn rekey(ctx: &Ctx) -> Result<()> {
             ids.join(", ")
         );
     }
+    warn_old_backups(&d.store);
     Ok(())
+}
+
+/// After a change of passphrase or key: a format 1 backup beside the store still opens
+/// with the old ones (and, after a rekey, holds the old data key).
+fn warn_old_backups(store: &crate::Store) {
+    for b in crate::store::format_1_backups(store.path()) {
+        eprintln!(
+            "note: {} (kept at the format 2 migration) still opens with the old passphrase and \
+             key files; remove it if they are why you changed them",
+            b.display()
+        );
+    }
 }

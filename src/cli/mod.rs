@@ -228,6 +228,15 @@ impl Ctx {
         let secret = crate::unlock::unlock_secret(&self.global.unlock, locked.path())?;
         let actor = Actor::direct_owner();
         let store = locked.unlock(&secret, &actor)?;
+        if let Some(b) = store.migrated_backup() {
+            eprintln!(
+                "note: {} was in format 1 and is now format 2; the format 1 file is kept at {} \
+                 (it still opens with the passphrases and key files it had: remove it once you \
+                 no longer need to go back)",
+                store.path().display(),
+                b.display()
+            );
+        }
         Ok(Local { store, actor })
     }
 

@@ -119,6 +119,7 @@ impl LockedStore {
             exes: std::sync::Mutex::default(),
             journal: std::sync::OnceLock::new(),
             ready: std::sync::atomic::AtomicBool::new(false),
+            migrated: None,
         };
         drop(dk);
         store.check_audit_head()?;

@@ -71,7 +71,43 @@ fn backup_path(store: &Path) -> PathBuf {
         .unwrap_or(base)
 }
 
+/// The backups format 1 stores left beside `store` at their migration (`<store>.v1.bak`,
+/// `<store>.v1.bak.N`): they still open with the passphrases and key files the store had then.
+pub fn format_1_backups(store: &Path) -> Vec<PathBuf> {
+    let Some(name) = store.file_name().map(|n| {
+        let mut s = n.to_owned();
+        s.push(".v1.bak");
+        s
+    }) else {
+        return Vec::new();
+    };
+    let dir = match store.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(std::result::Result::ok)
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            let base = name.to_string_lossy();
+            n == base || n.strip_prefix(&*base).is_some_and(|r| r.starts_with('.'))
+        })
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
+}
+
 impl Store {
+    /// Where this unlock's migration from format 1 left the file as it was, if it migrated.
+    pub fn migrated_backup(&self) -> Option<&Path> {
+        self.migrated.as_deref()
+    }
+
     /// Writes the sealed `format` row (a new store, and the migration), inside `txn`.
     pub(super) fn write_format(&self, txn: &redb::WriteTransaction, version: u16) -> Result<()> {
         let sealed = self.seal_row(TableId::Meta, FORMAT.as_bytes(), &version)?;
@@ -116,7 +152,9 @@ impl Store {
             )),
             (1, None) => {
                 let migrated = self.migrate_v1(actor);
-                migrated.inspect_err(|e| self.db.observe_write(e)).map(Some)
+                let backup = migrated.inspect_err(|e| self.db.observe_write(e))?;
+                self.migrated = Some(backup.clone()).filter(|b| !b.as_os_str().is_empty());
+                Ok(Some(backup))
             }
             (v, s) => Err(Error::integrity(
                 "meta",
@@ -194,7 +232,12 @@ impl Store {
         )?;
         self.db.commit(txn)?;
         self.header = header;
-        tracing::info!(backup = %backup.display(), "migrated the store from format 1 to format 2");
+        tracing::warn!(
+            backup = %backup.display(),
+            "migrated the store from format 1 to format 2; the format 1 file is kept as the \
+             backup, which still opens with this store's passphrases and key files: remove it \
+             once you no longer need to go back"
+        );
         Ok(backup)
     }
 
@@ -216,18 +259,15 @@ impl Store {
         let current = values
             .get(&vk)?
             .and_then(|raw| self.open_row(TableId::Values, &vk, raw.value()).ok());
-        match current {
-            Some(current) => {
-                values.remove(&vk)?;
-                rec.current = current;
-            }
-            None => {
-                tracing::warn!(
-                    record = %crate::format::record_label(&vk),
-                    "a secret's current value does not open; it stays as format 1 left it"
-                );
-                rec.current_in_values = true;
-            }
+        if let Some(current) = current {
+            values.remove(&vk)?;
+            rec.current = current;
+        } else {
+            tracing::warn!(
+                record = %crate::format::record_label(&vk),
+                "a secret's current value does not open; it stays as format 1 left it"
+            );
+            rec.current_in_values = true;
         }
         Ok(())
     }

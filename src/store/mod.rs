@@ -62,6 +62,7 @@ pub use db::BackendFactory;
 pub use db::Degraded;
 use db::{Db, Opener};
 pub use inbox::inbox_dir;
+pub use migrate::format_1_backups;
 
 /// Where the daemon keeps the audit journal of the store at `store` (`<store>.journal`).
 pub fn journal_path(store: &Path) -> PathBuf {
@@ -142,6 +143,8 @@ pub struct Store {
     /// Set once creating or unlocking finished: a store dropped before (an unlock that failed
     /// its checks or its migration) writes nothing on the way out.
     ready: std::sync::atomic::AtomicBool,
+    /// Where this unlock's migration from format 1 put the file as it was (`migrate.rs`).
+    migrated: Option<PathBuf>,
 }
 
 impl Drop for Store {
@@ -351,6 +354,7 @@ impl Store {
             exes: std::sync::Mutex::default(),
             journal: std::sync::OnceLock::new(),
             ready: std::sync::atomic::AtomicBool::new(false),
+            migrated: None,
         };
         let txn = store.db.begin_write()?;
         {
