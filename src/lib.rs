@@ -81,7 +81,7 @@ pub use error::{Error, ErrorCode, Result};
 pub use ops::{Api, Local};
 pub use store::{
     BundleRequest, CreateOptions, KdfChoice, KeyslotInfo, LockedStore, NewKeyslot, PeerAdmission,
-    PeerRoles, PreparedReads, ReadRequest, Store, UnlockSecret, journal_path,
+    PeerRoles, PreparedReads, ReadRequest, Store, UnlockSecret, format_1_backups, journal_path,
 };
 pub use types::*;
 
