@@ -27,6 +27,8 @@ pub enum Without {
     GroupCommit,
     /// The audit journal: every read batch committed durably to the store file.
     AuditJournal,
+    /// Committing on the requesting task when idle: every read handed to the committer.
+    IdleCommit,
 }
 
 /// `tresord` arguments.
@@ -207,6 +209,7 @@ pub fn main_with_args(args: &DaemonArgs) -> Result<()> {
     config.idle_lock = args.idle_lock;
     config.group_commit = !args.without.contains(&Without::GroupCommit);
     config.audit_journal = !args.without.contains(&Without::AuditJournal);
+    config.idle_commit = !args.without.contains(&Without::IdleCommit);
     config.audit_head_file.clone_from(&args.audit_head_file);
     config.audit_retention = args.audit_retention;
     tracing::info!(socket = %socket_path.display(), store = %store_path.display(), "tresord starting");

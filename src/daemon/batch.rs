@@ -65,6 +65,7 @@ pub(crate) struct Batcher {
     cell: Arc<SessionCell>,
     shared: Arc<Shared>,
     group_commit: bool,
+    idle_commit: bool,
     witness: Option<Arc<Witness>>,
 }
 
@@ -75,6 +76,7 @@ impl Batcher {
     pub(crate) fn spawn(
         cell: Arc<SessionCell>,
         group_commit: bool,
+        idle_commit: bool,
         witness: Option<Arc<Witness>>,
     ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -99,6 +101,7 @@ impl Batcher {
                 cell,
                 shared,
                 group_commit,
+                idle_commit,
                 witness,
             },
             handle,
@@ -143,7 +146,8 @@ impl Batcher {
         store: &Arc<Store>,
         reads: PreparedReads,
     ) -> std::result::Result<Vec<Result<SecretValue>>, PreparedReads> {
-        if !self.group_commit || self.shared.queued.load(Ordering::Acquire) > 0 {
+        if !self.group_commit || !self.idle_commit || self.shared.queued.load(Ordering::Acquire) > 0
+        {
             return Err(reads);
         }
         let Ok(_held) = self.shared.commit.try_lock() else {

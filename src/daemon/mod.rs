@@ -89,6 +89,9 @@ pub struct Config {
     /// synced append per batch) instead of by a durable commit of the store. Off only to
     /// measure what it buys (`--without audit-journal`).
     pub audit_journal: bool,
+    /// Commit a value read on its own task when nothing else is queued or committing
+    /// (`batch.rs`). Off only to measure what it buys (`--without idle-commit`).
+    pub idle_commit: bool,
     /// How long a client may take to send a request's headers.
     pub header_timeout: Duration,
     /// How long a whole request (body and handling) may take.
@@ -109,6 +112,7 @@ impl Config {
             max_connections: 256,
             group_commit: true,
             audit_journal: true,
+            idle_commit: true,
             header_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             audit_head_file: None,

@@ -61,9 +61,13 @@ pub async fn run(
         }
         None => None,
     };
-    let (batcher, committer) =
-        Batcher::spawn(Arc::clone(&cell), config.group_commit, witness.clone())
-            .map_err(|e| Error::internal("cannot start the committer thread", e))?;
+    let (batcher, committer) = Batcher::spawn(
+        Arc::clone(&cell),
+        config.group_commit,
+        config.idle_commit,
+        witness.clone(),
+    )
+    .map_err(|e| Error::internal("cannot start the committer thread", e))?;
     let mut state = State::new(Arc::clone(&cell), batcher, config.idle_lock);
     state.witness = witness;
     let state = Arc::new(state);
