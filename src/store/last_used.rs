@@ -11,7 +11,7 @@
 //!   notes are put back as they were.
 //! - Listings, `show` and writes' answers show the later of the folded `last_used` and the
 //!   noted one, so every reader sees every read at once.
-//! - A fold (every 5 s of reads or 65,536 noted secrets, before a prune or a rekey, and when
+//! - A fold (every 5 s of reads or 16,384 noted secrets, before a prune or a rekey, and when
 //!   the store is closed) re-seals each bucket of the `last_used` table that a note falls in,
 //!   and records, in the same transaction, the audit seq up to which reads are folded
 //!   (`last_used_seq` in the meta table, sealed).
@@ -57,8 +57,8 @@ pub(super) const BUCKETS: usize = 1024;
 const FOLDED: &str = "last_used_seq";
 /// Fold after this long with reads noted...
 const FOLD_EVERY: Duration = Duration::from_secs(5);
-/// ...or once this many secrets are noted (about 3 MB of notes).
-const FOLD_AT: usize = 65_536;
+/// ...or once this many secrets are noted (under 1 MiB of notes: the daemon's memory budget).
+const FOLD_AT: usize = 16_384;
 
 /// With nothing to fold, the mark is moved only once it lags the head by this many records.
 const MARK_LAG: u64 = 4096;

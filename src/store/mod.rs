@@ -85,13 +85,14 @@ const STAGING: TableDefinition<u64, &[u8]> = TableDefinition::new("staging");
 const STAGED_REFUSED: u8 = 2;
 
 /// The redb page cache (redb's own default is 1 GiB). redb fills it lazily, so a small store
-/// costs only its own size (the daemon's budget: 8 MiB idle); a 100k-secret store (about
-/// 30 MB of secret records in format 2 after compaction) keeps most of its leaves cached within the
-/// daemon's 64 MiB budget. At 4 MiB every read at 100k missed two or three leaves and took
-/// 13-17 µs instead of about 6 µs, and bulk imports spilled their write buffer (benches/store.rs).
-/// 24 MiB keeps the daemon under its 64 MiB after a load at 100k (`benches/scale.sh`); the
-/// leaves it does not hold come from the OS page cache.
-pub const DEFAULT_CACHE_BYTES: usize = 24 * 1024 * 1024;
+/// costs only its own size (the daemon's budget: 8 MiB idle). A 100k-secret store in format 2
+/// is about 30 MB of secret records, current values inside; a listing reads all of them, so
+/// the cache fills to its cap and stays there. At 24 MiB the daemon ended a load and a full
+/// listing at 56–68 MiB (budget: 64); at 16 MiB the leaves it does not hold come from the OS
+/// page cache (a read at 100k then costs a `pread` now and then, a few µs against a request's
+/// quarter of a millisecond). At 4 MiB every read at 100k missed two or three leaves and bulk
+/// imports spilled their write buffer (benches/store.rs).
+pub const DEFAULT_CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 /// The header as the meta table holds it now.
 fn read_header(db: &Db) -> Result<Header> {
